@@ -1,0 +1,34 @@
+//! The one path every alert takes: `alerts::raise`. It logs at error level and counts; later
+//! sinks (a signed POST, de-duplication, resolution messages) plug in here and nowhere else.
+
+/// What an alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertKind {
+    /// A delivery ran out of attempts or failed for good.
+    DeliveryDead,
+    /// An API call gave up after its retries.
+    ApiGaveUp,
+    /// An API answered 401 after a refresh, or 403.
+    AuthFailure,
+    /// A plugin could not be loaded.
+    PluginLoad,
+}
+
+impl AlertKind {
+    /// The stable name used in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::DeliveryDead => "delivery_dead",
+            AlertKind::ApiGaveUp => "api_gave_up",
+            AlertKind::AuthFailure => "auth_failure",
+            AlertKind::PluginLoad => "plugin_load",
+        }
+    }
+}
+
+/// Raises an alert: an error log line with `subject` and `detail`, and
+/// `wasmhook_alerts_total{kind}` + 1. `detail` must not contain secrets.
+pub fn raise(kind: AlertKind, subject: &str, detail: &str) {
+    tracing::error!(alert = kind.as_str(), subject, detail, "alert");
+    metrics::counter!("wasmhook_alerts_total", "kind" => kind.as_str()).increment(1);
+}

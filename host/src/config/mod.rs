@@ -1,0 +1,192 @@
+//! Configuration: `wasmhook.toml` is read into raw serde structs (`raw`), then validated into the
+//! typed structs below (`validate`) before any port is bound. Validation collects every problem,
+//! each naming the file, the field and the fix. Durations and sizes are written as humans write
+//! them (`"10s"`, `"32MiB"`); secrets are referenced by env var or file, never inlined.
+//! `wasmhook.example.toml` at the repository root documents every field and its default.
+
+mod error;
+mod raw;
+mod units;
+mod validate;
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+pub use error::{ConfigError, Problem};
+pub use units::{parse_duration, parse_size};
+
+use crate::{
+    ids::{ApiName, SourceName},
+    secret::SecretRef,
+};
+
+/// The whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file this was read from (relative paths in it are resolved against its folder).
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub plugins: PluginsConfig,
+    pub sources: Vec<SourceConfig>,
+    pub apis: BTreeMap<ApiName, ApiConfig>,
+    pub admin: AdminConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[server]`: the public listener and its limits.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Public listener (webhooks, OAuth callbacks, `/healthz`). Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Largest accepted webhook body in bytes, enforced while reading. Default 1 MiB.
+    pub max_body: usize,
+    /// Time allowed for a client to send the request headers. Default 10 s.
+    pub header_timeout: Duration,
+    /// Time allowed for a client to send the whole body once headers are in. Default 10 s.
+    pub body_timeout: Duration,
+    /// Ingress requests handled at once; more get 503 + `Retry-After`. Default 1024.
+    pub max_concurrent_requests: usize,
+}
+
+/// `[admin]`: the admin listener (metrics, readiness, operators' API).
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// Admin listener. Default `127.0.0.1:9090` (loopback: never expose it publicly).
+    pub listen: SocketAddr,
+    /// Bearer token for `/admin/...`; without one the admin API answers 403 to everything.
+    pub token: Option<SecretRef>,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    pub url: StoreUrl,
+    /// How long an event id is remembered for dedup (and events are kept). Default 7 days.
+    pub retention: Duration,
+}
+
+/// Which store backend and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite://path` (relative to the config file's folder).
+    Sqlite(PathBuf),
+}
+
+/// `[plugins]`: the plugin folder and the dispatcher.
+#[derive(Clone, Debug)]
+pub struct PluginsConfig {
+    /// Folder of `name.wasm` + `name.toml` pairs. Default `plugins`.
+    pub dir: PathBuf,
+    /// Deliveries run at once across all plugins. Default 2 x CPU cores.
+    pub workers: usize,
+    /// Threads of the plugin runtime (separate from the HTTP runtime). Default CPU cores.
+    pub threads: usize,
+    /// First retry delay after a failed attempt; doubles each attempt with ±10% jitter. Default 1 s.
+    pub retry_base: Duration,
+    /// Longest retry delay. Default 1 h.
+    pub retry_max: Duration,
+    /// How often idle workers look for due deliveries (new events wake them at once). Default 250 ms.
+    pub poll_interval: Duration,
+}
+
+/// One `[[sources]]` entry.
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    /// The `{source}` in `/webhooks/{source}` and the prefix in manifests' `events`.
+    pub name: SourceName,
+    /// The API this source's tenants call back into, if any.
+    pub api: Option<ApiName>,
+    pub scheme: SchemeConfig,
+}
+
+/// The signature scheme of a source and its keys.
+#[derive(Clone, Debug)]
+pub enum SchemeConfig {
+    HighLevel(HighLevelConfig),
+}
+
+/// `scheme = "highlevel"`.
+#[derive(Clone, Debug)]
+pub struct HighLevelConfig {
+    /// Our marketplace app id: events with another (or no) `appId` are refused.
+    pub app_id: String,
+    /// Ed25519 keys for `x-ghl-signature`; default: HighLevel's published key.
+    pub ed25519_keys: Vec<ed25519_dalek::VerifyingKey>,
+    /// RSA keys for the legacy `x-wh-signature`; default: HighLevel's published key.
+    pub rsa_keys: Vec<rsa::RsaPublicKey>,
+    /// Oldest accepted body `timestamp`. Default 72 h.
+    pub max_age: Duration,
+    /// Refuse events without a body `timestamp`. Default false.
+    pub require_timestamp: bool,
+}
+
+/// `[apis.<name>]`: an upstream API plugins may call through the host.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub name: ApiName,
+    /// Every request goes to this origin; plugins only choose the path.
+    pub base_url: reqwest::Url,
+    /// Static bearer token (e.g. a HighLevel Private Integration token).
+    pub token: Option<SecretRef>,
+    /// Header carrying `<idempotency-key>:<n>`, e.g. `Idempotency-Key`. None: not sent.
+    pub idempotency_header: Option<http::HeaderName>,
+    /// `Version` header values by path prefix, longest prefix first.
+    pub versions: Vec<(String, String)>,
+    /// Per-request timeout (also bounded by the delivery's remaining time). Default 15 s.
+    pub request_timeout: Duration,
+    /// Largest accepted response body. Default 4 MiB.
+    pub max_response: usize,
+    /// Request headers plugins may set (lower case). Default `content-type`, `accept`.
+    pub allowed_headers: Vec<http::HeaderName>,
+}
+
+impl ApiConfig {
+    /// The `Version` header for `path`: the value of the longest matching prefix.
+    pub fn version_for(&self, path: &str) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `[telemetry]`.
+#[derive(Clone, Debug)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// `RUST_LOG`-style filter. Default `info`.
+    pub log_filter: String,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: impl Into<PathBuf>) -> Result<Config, ConfigError> {
+        let path = path.into();
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&path, &text)
+    }
+
+    /// Validates `text` as if read from `path` (used by `load` and by tests).
+    pub fn parse(path: &std::path::Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        validate::validate(path, raw)
+    }
+
+    /// The source named `name`.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name.as_str() == name)
+    }
+}

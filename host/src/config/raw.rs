@@ -1,0 +1,128 @@
+//! The config file as written: plain serde structs, every field optional where a default
+//! exists, unknown fields rejected (so a typo is an error naming the field, not a silent default).
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub plugins: RawPlugins,
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+    #[serde(default)]
+    pub apis: BTreeMap<String, RawApi>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub max_body: Option<String>,
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub max_concurrent_requests: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+    pub token: Option<RawSecret>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub url: Option<String>,
+    pub retention: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugins {
+    pub dir: Option<PathBuf>,
+    pub workers: Option<usize>,
+    pub threads: Option<usize>,
+    pub retry_base: Option<String>,
+    pub retry_max: Option<String>,
+    pub poll_interval: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub log_format: Option<String>,
+    pub log_filter: Option<String>,
+}
+
+/// A `[[sources]]` entry; `scheme` picks the variant and its fields.
+#[derive(Deserialize)]
+#[serde(tag = "scheme", rename_all = "kebab-case")]
+pub enum RawSource {
+    Highlevel(RawHighLevel),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHighLevel {
+    pub name: String,
+    pub api: Option<String>,
+    pub app_id: Option<String>,
+    pub ed25519_keys: Option<Vec<RawPublicKey>>,
+    pub rsa_keys: Option<Vec<RawPublicKey>>,
+    pub max_age: Option<String>,
+    pub require_timestamp: Option<bool>,
+}
+
+/// A public key: inline PEM (public keys are not secret) or a PEM file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublicKey {
+    pub pem: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+/// A secret reference. A bare string is accepted by serde only so validation can explain that
+/// secrets are never written into the config itself.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum RawSecret {
+    Inline(
+        #[allow(
+            dead_code,
+            reason = "only its presence matters: the value is never read"
+        )]
+        String,
+    ),
+    Ref(RawSecretRef),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretRef {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub base_url: Option<String>,
+    pub token: Option<RawSecret>,
+    pub idempotency_header: Option<String>,
+    pub versions: Option<BTreeMap<String, String>>,
+    pub request_timeout: Option<String>,
+    pub max_response: Option<String>,
+    pub allowed_headers: Option<Vec<String>>,
+}

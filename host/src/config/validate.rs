@@ -1,0 +1,480 @@
+//! Raw config -> typed config. Collects every problem before failing, so one run shows them all.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use super::{
+    AdminConfig, ApiConfig, Config, ConfigError, HighLevelConfig, LogFormat, PluginsConfig,
+    Problem, SchemeConfig, ServerConfig, SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
+    raw::{RawConfig, RawHighLevel, RawPublicKey, RawSecret, RawSource},
+    units::{parse_duration, parse_size},
+};
+use crate::{
+    ids::{ApiName, SourceName},
+    secret::SecretRef,
+};
+
+/// HighLevel's published webhook keys, used when a `highlevel` source configures none.
+const HIGHLEVEL_ED25519_PEM: &str = include_str!("../sources/keys/ed25519-public-key.pem");
+const HIGHLEVEL_RSA_PEM: &str = include_str!("../sources/keys/rsa-public-key.pem");
+
+/// Collects problems while reading fields.
+struct Checker<'a> {
+    base: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, field: &str, value: Option<&str>, default: Duration) -> Duration {
+        match value.map(parse_duration) {
+            None => default,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.problem(field, e);
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, field: &str, value: Option<&str>, default: u64) -> u64 {
+        match value.map(parse_size) {
+            None => default,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                self.problem(field, e);
+                default
+            }
+        }
+    }
+
+    fn addr(&mut self, field: &str, value: Option<&str>, default: &str) -> SocketAddr {
+        let text = value.unwrap_or(default);
+        text.parse().unwrap_or_else(|_| {
+            self.problem(
+                field,
+                format!("`{text}` is not an address; write host:port, e.g. \"127.0.0.1:8080\""),
+            );
+            default.parse().expect("default address parses")
+        })
+    }
+
+    fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn secret(&mut self, field: &str, raw: Option<RawSecret>) -> Option<SecretRef> {
+        match raw? {
+            RawSecret::Inline(_) => {
+                self.problem(
+                    field,
+                    "secrets are never written into the config; use { env = \"VAR\" } or { file = \"path\" }",
+                );
+                None
+            }
+            RawSecret::Ref(r) => match (r.env, r.file) {
+                (Some(env), None) if !env.is_empty() => Some(SecretRef::Env(env)),
+                (None, Some(file)) => Some(SecretRef::File(self.path(&file))),
+                _ => {
+                    self.problem(field, "give exactly one of `env` or `file`");
+                    None
+                }
+            },
+        }
+    }
+
+    fn pem(&mut self, field: &str, key: RawPublicKey) -> Option<String> {
+        match (key.pem, key.file) {
+            (Some(pem), None) => Some(pem),
+            (None, Some(file)) => {
+                let path = self.path(&file);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => Some(text),
+                    Err(e) => {
+                        self.problem(field, format!("cannot read {}: {e}", path.display()));
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.problem(
+                    field,
+                    "give exactly one of `pem` (inline PEM text) or `file`",
+                );
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let base = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
+    let mut c = Checker {
+        base,
+        problems: Vec::new(),
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+
+    let server = ServerConfig {
+        listen: c.addr(
+            "server.listen",
+            raw.server.listen.as_deref(),
+            "127.0.0.1:8080",
+        ),
+        max_body: c.size("server.max_body", raw.server.max_body.as_deref(), 1 << 20) as usize,
+        header_timeout: c.duration(
+            "server.header_timeout",
+            raw.server.header_timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+        body_timeout: c.duration(
+            "server.body_timeout",
+            raw.server.body_timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+        max_concurrent_requests: raw.server.max_concurrent_requests.unwrap_or(1024),
+    };
+    if server.max_concurrent_requests == 0 {
+        c.problem("server.max_concurrent_requests", "must be at least 1");
+    }
+
+    let admin = AdminConfig {
+        listen: c.addr(
+            "admin.listen",
+            raw.admin.listen.as_deref(),
+            "127.0.0.1:9090",
+        ),
+        token: c.secret("admin.token", raw.admin.token),
+    };
+
+    let url_text = raw
+        .storage
+        .url
+        .as_deref()
+        .unwrap_or("sqlite://data/wasmhook.db");
+    let url = match url_text.strip_prefix("sqlite://") {
+        Some(p) if !p.is_empty() => StoreUrl::Sqlite(c.path(Path::new(p))),
+        _ => {
+            c.problem(
+                "storage.url",
+                format!("`{url_text}` is not a store URL; write \"sqlite://path/to/wasmhook.db\""),
+            );
+            StoreUrl::Sqlite(c.path(Path::new("data/wasmhook.db")))
+        }
+    };
+    let storage = StorageConfig {
+        url,
+        retention: c.duration(
+            "storage.retention",
+            raw.storage.retention.as_deref(),
+            Duration::from_secs(7 * 24 * 3600),
+        ),
+    };
+
+    let plugins = PluginsConfig {
+        dir: c.path(raw.plugins.dir.as_deref().unwrap_or(Path::new("plugins"))),
+        workers: raw.plugins.workers.unwrap_or(2 * cores),
+        threads: raw.plugins.threads.unwrap_or(cores),
+        retry_base: c.duration(
+            "plugins.retry_base",
+            raw.plugins.retry_base.as_deref(),
+            Duration::from_secs(1),
+        ),
+        retry_max: c.duration(
+            "plugins.retry_max",
+            raw.plugins.retry_max.as_deref(),
+            Duration::from_secs(3600),
+        ),
+        poll_interval: c.duration(
+            "plugins.poll_interval",
+            raw.plugins.poll_interval.as_deref(),
+            Duration::from_millis(250),
+        ),
+    };
+    if plugins.workers == 0 {
+        c.problem("plugins.workers", "must be at least 1");
+    }
+    if plugins.threads == 0 {
+        c.problem("plugins.threads", "must be at least 1");
+    }
+
+    let log_format = match raw.telemetry.log_format.as_deref() {
+        None | Some("human") => LogFormat::Human,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            c.problem(
+                "telemetry.log_format",
+                format!("`{other}` is not a log format; write \"human\" or \"json\""),
+            );
+            LogFormat::Human
+        }
+    };
+    let telemetry = TelemetryConfig {
+        log_format,
+        log_filter: raw.telemetry.log_filter.unwrap_or_else(|| "info".into()),
+    };
+
+    let mut apis = BTreeMap::new();
+    for (name, api) in raw.apis {
+        if let Some(api) = validate_api(&mut c, &name, api) {
+            apis.insert(ApiName::new(name), api);
+        }
+    }
+
+    let mut sources: Vec<SourceConfig> = Vec::new();
+    for (i, raw_source) in raw.sources.into_iter().enumerate() {
+        let RawSource::Highlevel(hl) = raw_source;
+        let field = format!("sources[{i}]");
+        if let Some(source) = validate_highlevel(&mut c, &field, hl) {
+            if sources.iter().any(|s| s.name == source.name) {
+                c.problem(
+                    format!("{field}.name"),
+                    format!(
+                        "`{}` is used by another source; names must be unique",
+                        source.name
+                    ),
+                );
+            }
+            if let Some(api) = &source.api
+                && !apis.contains_key(api)
+            {
+                c.problem(
+                    format!("{field}.api"),
+                    format!("no [apis.{api}] is configured; add it or remove this field"),
+                );
+            }
+            sources.push(source);
+        }
+    }
+
+    if c.problems.is_empty() {
+        Ok(Config {
+            path: path.to_path_buf(),
+            server,
+            storage,
+            plugins,
+            sources,
+            apis,
+            admin,
+            telemetry,
+        })
+    } else {
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems: c.problems,
+        })
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn validate_highlevel(c: &mut Checker, field: &str, hl: RawHighLevel) -> Option<SourceConfig> {
+    if !valid_name(&hl.name) {
+        c.problem(
+            format!("{field}.name"),
+            format!(
+                "`{}` must be 1-64 of a-z, 0-9, `-`, `_` (it is used in URLs)",
+                hl.name
+            ),
+        );
+    }
+    let app_id = hl.app_id.unwrap_or_default();
+    if app_id.is_empty() {
+        c.problem(
+            format!("{field}.app_id"),
+            "required: your HighLevel app's id (HighLevel signs every app's events with one key, so events for other apps must be refused)",
+        );
+    }
+    let ed_pems = match hl.ed25519_keys {
+        None => vec![HIGHLEVEL_ED25519_PEM.to_string()],
+        Some(keys) => keys
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, k)| c.pem(&format!("{field}.ed25519_keys[{j}]"), k))
+            .collect(),
+    };
+    let rsa_pems = match hl.rsa_keys {
+        None => vec![HIGHLEVEL_RSA_PEM.to_string()],
+        Some(keys) => keys
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, k)| c.pem(&format!("{field}.rsa_keys[{j}]"), k))
+            .collect(),
+    };
+    let mut ed25519_keys = Vec::new();
+    for (j, pem) in ed_pems.iter().enumerate() {
+        use ed25519_dalek::pkcs8::DecodePublicKey;
+        match ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim()) {
+            Ok(k) => ed25519_keys.push(k),
+            Err(e) => c.problem(
+                format!("{field}.ed25519_keys[{j}]"),
+                format!("not an Ed25519 public key in PEM (`BEGIN PUBLIC KEY`): {e}"),
+            ),
+        }
+    }
+    let mut rsa_keys = Vec::new();
+    for (j, pem) in rsa_pems.iter().enumerate() {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        use rsa::pkcs8::DecodePublicKey;
+        match rsa::RsaPublicKey::from_public_key_pem(pem.trim())
+            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem.trim()))
+        {
+            Ok(k) => rsa_keys.push(k),
+            Err(e) => c.problem(
+                format!("{field}.rsa_keys[{j}]"),
+                format!("not an RSA public key in PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`): {e}"),
+            ),
+        }
+    }
+    if ed25519_keys.is_empty() && rsa_keys.is_empty() {
+        c.problem(
+            format!("{field}.ed25519_keys"),
+            "no keys: every event would be refused; remove the field to use HighLevel's published key",
+        );
+    }
+    let max_age = c.duration(
+        &format!("{field}.max_age"),
+        hl.max_age.as_deref(),
+        Duration::from_secs(72 * 3600),
+    );
+    Some(SourceConfig {
+        name: SourceName::new(hl.name),
+        api: hl.api.map(ApiName::new),
+        scheme: SchemeConfig::HighLevel(HighLevelConfig {
+            app_id,
+            ed25519_keys,
+            rsa_keys,
+            max_age,
+            require_timestamp: hl.require_timestamp.unwrap_or(false),
+        }),
+    })
+}
+
+fn validate_api(c: &mut Checker, name: &str, api: super::raw::RawApi) -> Option<ApiConfig> {
+    let field = format!("apis.{name}");
+    if !valid_name(name) {
+        c.problem(&field, "API names must be 1-64 of a-z, 0-9, `-`, `_`");
+    }
+    let base_url = match api.base_url.as_deref().map(reqwest::Url::parse) {
+        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            if url.query().is_some() || url.fragment().is_some() {
+                c.problem(
+                    format!("{field}.base_url"),
+                    "must not carry a query or fragment",
+                );
+            }
+            url
+        }
+        Some(_) => {
+            c.problem(
+                format!("{field}.base_url"),
+                "not an http(s) URL; write e.g. \"https://services.leadconnectorhq.com\"",
+            );
+            return None;
+        }
+        None => {
+            c.problem(
+                format!("{field}.base_url"),
+                "required: the API's origin, e.g. \"https://services.leadconnectorhq.com\"",
+            );
+            return None;
+        }
+    };
+    let token = c.secret(&format!("{field}.token"), api.token);
+    let idempotency_header = api.idempotency_header.and_then(|h| {
+        http::HeaderName::try_from(h.as_str())
+            .map_err(|_| {
+                c.problem(
+                    format!("{field}.idempotency_header"),
+                    format!("`{h}` is not a valid header name"),
+                )
+            })
+            .ok()
+    });
+    let mut versions: Vec<(String, String)> = api
+        .versions
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(prefix, _)| {
+            let ok = prefix.starts_with('/');
+            if !ok {
+                c.problem(
+                    format!("{field}.versions"),
+                    format!("prefix `{prefix}` must start with `/`"),
+                );
+            }
+            ok
+        })
+        .collect();
+    // Longest prefix first, so `version_for` can take the first match.
+    versions.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+    let allowed_headers = api
+        .allowed_headers
+        .unwrap_or_else(|| vec!["content-type".into(), "accept".into()])
+        .into_iter()
+        .filter_map(|h| {
+            let lower = h.to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "authorization" | "host" | "version" | "cookie"
+            ) {
+                c.problem(
+                    format!("{field}.allowed_headers"),
+                    format!("`{h}` is set by the host and cannot be granted to plugins"),
+                );
+                return None;
+            }
+            http::HeaderName::try_from(lower.as_str())
+                .map_err(|_| {
+                    c.problem(
+                        format!("{field}.allowed_headers"),
+                        format!("`{h}` is not a valid header name"),
+                    )
+                })
+                .ok()
+        })
+        .collect();
+    Some(ApiConfig {
+        name: ApiName::new(name),
+        base_url,
+        token,
+        idempotency_header,
+        versions,
+        request_timeout: c.duration(
+            &format!("{field}.request_timeout"),
+            api.request_timeout.as_deref(),
+            Duration::from_secs(15),
+        ),
+        max_response: c.size(
+            &format!("{field}.max_response"),
+            api.max_response.as_deref(),
+            4 << 20,
+        ) as usize,
+        allowed_headers,
+    })
+}
