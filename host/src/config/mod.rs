@@ -190,3 +190,103 @@ impl Config {
         self.sources.iter().find(|s| s.name.as_str() == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../wasmhook.example.toml");
+
+    #[test]
+    fn the_example_config_parses_with_its_documented_defaults() {
+        let config = Config::parse(Path::new("conf/wasmhook.toml"), EXAMPLE).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.server.max_body, 1 << 20);
+        assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(
+            config.storage.url,
+            StoreUrl::Sqlite(Path::new("conf/data/wasmhook.db").to_path_buf())
+        );
+        assert_eq!(config.storage.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(config.plugins.dir, Path::new("conf/plugins"));
+        let source = config.source("highlevel").unwrap();
+        let SchemeConfig::HighLevel(hl) = &source.scheme;
+        assert_eq!(hl.app_id, "your-highlevel-app-id");
+        assert_eq!(hl.ed25519_keys.len(), 1, "defaults to the published Ed25519 key");
+        assert_eq!(hl.rsa_keys.len(), 1, "defaults to the published RSA key");
+        assert_eq!(hl.max_age, Duration::from_secs(72 * 3600));
+        let api = &config.apis[&ApiName::new("highlevel")];
+        assert_eq!(api.version_for("/contacts/abc"), Some("2021-07-28"));
+        assert_eq!(api.version_for("/calendars/events"), Some("2021-04-15"));
+        assert_eq!(api.version_for("/conversations/messages"), Some("2021-04-15"));
+        assert_eq!(
+            api.token,
+            Some(SecretRef::Env("HIGHLEVEL_TOKEN".into()))
+        );
+    }
+
+    #[test]
+    fn an_empty_file_gives_every_default() {
+        let config = Config::parse(Path::new("w.toml"), "").unwrap();
+        assert!(config.sources.is_empty());
+        assert_eq!(config.server.header_timeout, Duration::from_secs(10));
+    }
+
+    fn problems(text: &str) -> String {
+        match Config::parse(Path::new("cfg/wasmhook.toml"), text) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_with_the_file() {
+        let msg = problems("[server]\nlisten = \"127.0.0.1:1\"\nmax_bodyy = \"1MiB\"\n");
+        assert!(msg.contains("cfg/wasmhook.toml"), "{msg}");
+        assert!(msg.contains("max_bodyy"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_all_reported_with_field_and_fix() {
+        let msg = problems(
+            r#"
+[server]
+listen = "nowhere"
+max_body = "lots"
+[storage]
+url = "mysql://x"
+[[sources]]
+name = "High Level"
+scheme = "highlevel"
+api = "missing"
+[apis.hl]
+base_url = "ftp://x"
+token = "plain-text-token"
+"#,
+        );
+        for needle in [
+            "server.listen",
+            "host:port",
+            "server.max_body",
+            "64MiB",
+            "storage.url",
+            "sources[0].name",
+            "sources[0].app_id",
+            "sources[0].api",
+            "apis.hl.base_url",
+            "apis.hl.token",
+            "never written into the config",
+        ] {
+            assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+        }
+        assert!(!msg.contains("plain-text-token"), "a secret leaked into:\n{msg}");
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_named() {
+        let msg = problems("[[sources]]\nname = \"x\"\nscheme = \"carrier-pigeon\"\n");
+        assert!(msg.contains("carrier-pigeon"), "{msg}");
+    }
+}

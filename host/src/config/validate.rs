@@ -380,6 +380,8 @@ fn validate_api(c: &mut Checker, name: &str, api: super::raw::RawApi) -> Option<
     if !valid_name(name) {
         c.problem(&field, "API names must be 1-64 of a-z, 0-9, `-`, `_`");
     }
+    // Checked before base_url so one run reports both.
+    let token = c.secret(&format!("{field}.token"), api.token);
     let base_url = match api.base_url.as_deref().map(reqwest::Url::parse) {
         Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
             if url.query().is_some() || url.fragment().is_some() {
@@ -405,7 +407,6 @@ fn validate_api(c: &mut Checker, name: &str, api: super::raw::RawApi) -> Option<
             return None;
         }
     };
-    let token = c.secret(&format!("{field}.token"), api.token);
     let idempotency_header = api.idempotency_header.and_then(|h| {
         http::HeaderName::try_from(h.as_str())
             .map_err(|_| {

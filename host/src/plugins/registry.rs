@@ -78,3 +78,9 @@ impl SharedPlugins {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = set;
     }
 }
+
+// Integration stub, replaced by the runtime branch.
+/// Load.
+pub async fn load_dir(_rt: &crate::runtime::Runtime, _dir: &std::path::Path) -> (PluginSet, Vec<String>) {
+    (PluginSet::default(), vec![])
+}

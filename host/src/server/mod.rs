@@ -1,20 +1,140 @@
-//! HTTP: the public listener (webhooks, `/healthz`) and the admin listener (`/metrics`, ...).
+//! HTTP: the public listener (webhooks, `/healthz`) and the admin listener (`/metrics`,
+//! `/readyz`), and [`run`], which wires every subsystem together.
 
-use std::future::Future;
+mod admin;
+pub mod error;
+pub mod ingress;
+mod serve;
 
-/// Bound listeners handed to [`run`]; tests bind `127.0.0.1:0`.
+use std::{
+    future::Future,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use anyhow::Context;
+use axum::{Router, routing::get};
+use tokio::sync::Notify;
+
+use crate::{
+    api::ApiClient,
+    config::Config,
+    dispatch::{Deps, Dispatcher},
+    plugins::{SharedPlugins, registry},
+    runtime::{Runtime, Services},
+    sources::Sources,
+    store::AnyStore,
+};
+
+/// Bound listeners handed to [`run`]; tests bind `127.0.0.1:0` and never race for a port.
 pub struct Listeners {
     pub public: tokio::net::TcpListener,
     pub admin: tokio::net::TcpListener,
 }
 
-/// Runs the server until `shutdown` resolves.
+/// How long running deliveries and open connections get to finish after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs the server until `shutdown` resolves: opens the store, loads the plugins, starts the
+/// dispatcher and serves both listeners; then drains connections and deliveries and closes the
+/// store.
 pub async fn run(
-    config: crate::config::Config,
+    config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _ = (config, listeners);
-    shutdown.await;
+    let store = AnyStore::open(&config.storage.url)
+        .await
+        .context("opening the store")?;
+    let api = ApiClient::new(&config.apis).context("building the API client")?;
+    let runtime = Runtime::new(Services {
+        store: store.clone(),
+        api,
+    })
+    .context("starting the plugin runtime")?;
+    let (set, problems) = registry::load_dir(&runtime, &config.plugins.dir).await;
+    for problem in &problems {
+        crate::alerts::raise(
+            crate::alerts::AlertKind::PluginLoad,
+            "plugin skipped",
+            &problem.to_string(),
+        );
+    }
+    tracing::info!(
+        loaded = set.len(),
+        skipped = problems.len(),
+        dir = %config.plugins.dir.display(),
+        "plugins loaded"
+    );
+    let plugins = SharedPlugins::new(set);
+    let sources = Arc::new(Sources::from_config(&config.sources).context("configuring sources")?);
+    let wake = Arc::new(Notify::new());
+
+    let dispatcher = Dispatcher::start(Deps {
+        store: store.clone(),
+        plugins: plugins.clone(),
+        runtime,
+        wake: wake.clone(),
+        config: config.plugins.clone(),
+    })
+    .context("starting the dispatcher")?;
+
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let public = ingress::router(ingress::IngressState {
+        sources,
+        plugins,
+        store: store.clone(),
+        wake,
+        max_body: config.server.max_body,
+        body_timeout: config.server.body_timeout,
+        max_concurrent: config.server.max_concurrent_requests,
+    })
+    .route("/healthz", get(|| async { "ok\n" }));
+    let admin_router: Router = admin::router(admin::AdminState {
+        store: store.clone(),
+        shutting_down: shutting_down.clone(),
+    });
+
+    let public_addr = listeners.public.local_addr()?;
+    let admin_addr = listeners.admin.local_addr()?;
+    if !public_addr.ip().is_loopback() {
+        tracing::warn!(%public_addr, "serving plain HTTP on a non-loopback address; put a TLS-terminating proxy in front");
+    }
+    tracing::info!(%public_addr, %admin_addr, "wasmhook listening");
+
+    // One shutdown signal fans out to both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_flag = shutting_down.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let header_timeout = config.server.header_timeout;
+    tokio::join!(
+        serve::serve(
+            "public",
+            listeners.public,
+            public,
+            header_timeout,
+            SHUTDOWN_GRACE,
+            stopped(stop_rx.clone()),
+        ),
+        serve::serve(
+            "admin",
+            listeners.admin,
+            admin_router,
+            header_timeout,
+            SHUTDOWN_GRACE,
+            stopped(stop_rx),
+        ),
+    );
+    tracing::info!("listeners closed; finishing running deliveries");
+    dispatcher.shutdown(SHUTDOWN_GRACE).await;
+    store.close().await;
+    tracing::info!("stopped");
     Ok(())
 }

@@ -299,6 +299,13 @@ impl AnyStore {
             }
         }
     }
+
+    /// Finishes queued writes and releases the store (for SQLite, its single-process lock).
+    pub async fn close(&self) {
+        match self {
+            AnyStore::Sqlite(s) => s.close().await,
+        }
+    }
 }
 
 macro_rules! delegate {

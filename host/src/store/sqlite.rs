@@ -10,6 +10,8 @@ impl SqliteStore {
     pub async fn open(_path: &Path) -> Result<SqliteStore, StoreError> {
         Err(StoreError::Closed)
     }
+    /// Close.
+    pub async fn close(&self) {}
 }
 impl super::Store for SqliteStore {
     async fn ingest(

@@ -1,1 +1,61 @@
-//! Telemetry (being written).
+//! Logs and metrics. Logs go through `tracing` (human-readable by default, JSON with
+//! `log_format = "json"`); metrics through the `metrics` facade into a Prometheus recorder whose
+//! text output the admin listener serves at `/metrics`.
+//!
+//! The `metrics` facade is process-global by design (every module records with `counter!`
+//! without plumbing a registry), so the recorder is installed once per process and shared by
+//! every server the process runs (tests run several).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::{LogFormat, TelemetryConfig};
+
+/// Installs the global `tracing` subscriber. A second call (tests, `run` after `main`) keeps the
+/// first subscriber and returns false.
+pub fn init_logging(config: &TelemetryConfig) -> bool {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log_filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match config.log_format {
+        LogFormat::Human => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    result.is_ok()
+}
+
+/// The process's Prometheus recorder, installed on first use.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ])
+            // Only fails for an empty bucket list, which this is not.
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding application's); then our
+        // handle still renders what is recorded through it, which is nothing — say so.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        handle
+    })
+}

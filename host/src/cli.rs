@@ -1,0 +1,121 @@
+//! Command-line interface: parses arguments and runs the chosen command.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    Listeners,
+    config::{Config, LogFormat},
+};
+
+/// wasmhook: verified webhooks in, sandboxed WebAssembly handlers out.
+#[derive(Parser, Debug)]
+#[command(name = "wasmhook", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Receive webhooks and run plugins until SIGTERM or Ctrl-C.
+    Serve {
+        /// The config file.
+        #[arg(long, short, default_value = "wasmhook.toml", env = "WASMHOOK_CONFIG")]
+        config: PathBuf,
+        /// Log JSON lines instead of human-readable text (overrides the config).
+        #[arg(long)]
+        json_logs: bool,
+    },
+    /// Validate the config file and exit.
+    Check {
+        /// The config file.
+        #[arg(long, short, default_value = "wasmhook.toml", env = "WASMHOOK_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+/// Runs the parsed command.
+pub fn main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve { config, json_logs } => serve(config, json_logs),
+        Command::Check { config } => match Config::load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn serve(path: PathBuf, json_logs: bool) -> ExitCode {
+    let mut config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json_logs {
+        config.telemetry.log_format = LogFormat::Json;
+    }
+    crate::telemetry::init_logging(&config.telemetry);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_name("wasmhook-http")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let public = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.listen in {}): {e}", config.server.listen, config.path.display()))?;
+        let admin = tokio::net::TcpListener::bind(config.admin.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (admin.listen in {}): {e}", config.admin.listen, config.path.display()))?;
+        crate::run(config, Listeners { public, admin }, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("wasmhook: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration stub, replaced by the sources branch.
