@@ -1,7 +1,35 @@
-//! Shared helpers for wasmhook's end-to-end tests: a server on an ephemeral port, a child
-//! process spawner for the real binary, a recording fake API, signing helpers and the plugin
-//! builder. The tests themselves live in `tests/tests/`.
+//! Shared helpers for wasmhook's end-to-end tests: a server on an ephemeral port
+//! (`TestServer`), a child-process spawner for the real binary (`ChildServer`), a recording fake
+//! API (`FakeApi`), signing helpers and the plugin builder. The tests live in `tests/tests/`.
 
+pub mod child;
+pub mod fake_api;
 pub mod fixtures;
 pub mod plugins;
+pub mod server;
 pub mod signing;
+
+use std::path::PathBuf;
+
+pub use child::ChildServer;
+pub use fake_api::{FakeApi, Reply};
+pub use server::{TestServer, ADMIN_TOKEN, API_TOKEN, APP_ID};
+
+/// The repository root (the tests crate is `<root>/tests`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate has a parent folder")
+        .to_path_buf()
+}
+
+/// Sends the host's logs to the test's captured output (once per process).
+pub fn init_test_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmhook=debug".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

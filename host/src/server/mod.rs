@@ -90,9 +90,16 @@ pub async fn run(
         max_concurrent: config.server.max_concurrent_requests,
     })
     .route("/healthz", get(|| async { "ok\n" }));
+    let admin_token = match &config.admin.token {
+        Some(r) => Some(Arc::new(
+            r.load().context("reading the admin token (admin.token)")?,
+        )),
+        None => None,
+    };
     let admin_router: Router = admin::router(admin::AdminState {
         store: store.clone(),
         shutting_down: shutting_down.clone(),
+        token: admin_token,
     });
 
     let public_addr = listeners.public.local_addr()?;

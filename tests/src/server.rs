@@ -1,0 +1,272 @@
+//! `TestServer`: the real `wasmhook::run` on ephemeral loopback ports, with its config written
+//! to a temp dir exactly as a user would write it, plus helpers to post signed webhooks and to
+//! watch deliveries through the admin API.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use wasmhook::store::{DeliveryRecord, DeliveryState};
+
+use crate::{fake_api::FakeApi, signing::HighLevelSigner};
+
+/// The HighLevel app id test sources are configured with.
+pub const APP_ID: &str = "test-app-0001";
+/// The static API token tests configure (from a file, as a user would).
+pub const API_TOKEN: &str = "pit-test-token-7f3a9c";
+/// The admin API's bearer token in tests.
+pub const ADMIN_TOKEN: &str = "admin-test-token-41d2";
+
+/// Builds the config and plugin folder of a [`TestServer`].
+pub struct TestServerBuilder {
+    dir: tempfile::TempDir,
+    sections: Vec<String>,
+    plugins: Vec<(String, PathBuf, String)>,
+}
+
+impl TestServerBuilder {
+    /// A `highlevel` source named `highlevel` trusting `signer`'s keys, app id [`APP_ID`].
+    pub fn highlevel(self, signer: &HighLevelSigner) -> Self {
+        self.highlevel_source("highlevel", signer, "")
+    }
+
+    /// A `highlevel` source with another name and extra TOML lines for the entry.
+    pub fn highlevel_source(mut self, name: &str, signer: &HighLevelSigner, extra: &str) -> Self {
+        let api = if self.sections.iter().any(|s| s.contains("[apis.highlevel]")) {
+            "api = \"highlevel\"\n"
+        } else {
+            ""
+        };
+        self.sections.push(format!(
+            "[[sources]]\nname = \"{name}\"\nscheme = \"highlevel\"\napp_id = \"{APP_ID}\"\n{api}\
+             ed25519_keys = [{{ pem = \"\"\"\n{}\"\"\" }}]\nrsa_keys = [{{ pem = \"\"\"\n{}\"\"\" }}]\n{extra}\n",
+            signer.ed25519_public_pem(),
+            signer.rsa_public_pem(),
+        ));
+        self
+    }
+
+    /// An API named `name` pointing at `fake`, with [`API_TOKEN`] read from a file.
+    pub fn api(mut self, name: &str, fake: &FakeApi) -> Self {
+        let token_file = self.dir.path().join(format!("{name}.token"));
+        std::fs::write(&token_file, format!("{API_TOKEN}\n")).unwrap();
+        self.sections.insert(
+            0,
+            format!(
+                "[apis.{name}]\nbase_url = \"{}\"\ntoken = {{ file = \"{name}.token\" }}\n\
+                 idempotency_header = \"{}\"\nrequest_timeout = \"5s\"\n\
+                 [apis.{name}.versions]\n\"/\" = \"2021-07-28\"\n\"/conversations\" = \"2021-04-15\"\n",
+                fake.url(),
+                fake.idempotency_header()
+            ),
+        );
+        self
+    }
+
+    /// Extra top-level TOML (e.g. a `[plugins]` table).
+    pub fn toml(mut self, text: &str) -> Self {
+        self.sections.push(text.to_string());
+        self
+    }
+
+    /// Installs `wasm` as plugin `name` with `manifest` (TOML text).
+    pub fn plugin(mut self, name: &str, wasm: &Path, manifest: &str) -> Self {
+        self.plugins
+            .push((name.to_string(), wasm.to_path_buf(), manifest.to_string()));
+        self
+    }
+
+    /// The folder the config and plugins are written to.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes the config and plugins; returns the config path and the temp dir.
+    pub fn write(self) -> (PathBuf, tempfile::TempDir) {
+        let dir = self.dir;
+        let plugins_dir = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins_dir).unwrap();
+        for (name, wasm, manifest) in &self.plugins {
+            crate::plugins::install(&plugins_dir, wasm, name, manifest);
+        }
+        std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+        let mut text = String::from(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             token = { file = \"admin.token\" }\n\n[storage]\nurl = \"sqlite://data/wasmhook.db\"\n\n",
+        );
+        if !self.sections.iter().any(|s| s.contains("[plugins]")) {
+            text.push_str("[plugins]\npoll_interval = \"50ms\"\nretry_base = \"100ms\"\nretry_max = \"2s\"\n\n");
+        }
+        for s in &self.sections {
+            text.push_str(s);
+            text.push('\n');
+        }
+        let path = dir.path().join("wasmhook.toml");
+        std::fs::write(&path, text).unwrap();
+        (path, dir)
+    }
+
+    /// Starts `wasmhook::run` in this process on ephemeral ports.
+    pub async fn spawn(self) -> TestServer {
+        crate::init_test_logging();
+        let (config_path, dir) = self.write();
+        let config = wasmhook::config::Config::load(&config_path)
+            .unwrap_or_else(|e| panic!("test config does not validate: {e}"));
+        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let public_addr = public.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(wasmhook::run(
+            config,
+            wasmhook::Listeners { public, admin },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            public: public_addr,
+            admin: admin_addr,
+            dir,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+/// A running server. Stops (gracefully) when [`TestServer::stop`] is called or it is dropped.
+pub struct TestServer {
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// A builder with nothing configured.
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder {
+            dir: tempfile::tempdir().unwrap(),
+            sections: Vec::new(),
+            plugins: Vec::new(),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` of the public listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.public)
+    }
+
+    /// `http://127.0.0.1:<port>` of the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Posts `body` to `/webhooks/{source}` with `headers`.
+    pub async fn post(&self, source: &str, body: &[u8], headers: &[(&str, String)]) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(&format!("/webhooks/{source}")))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Posts `body` to the `highlevel` source signed with `signer`'s Ed25519 key.
+    pub async fn post_highlevel(&self, signer: &HighLevelSigner, body: &[u8]) -> reqwest::Response {
+        self.post("highlevel", body, &[("x-ghl-signature", signer.sign_ed25519(body))])
+            .await
+    }
+
+    /// Deliveries matching the admin API query string (e.g. `event_id=...&plugin=...`).
+    pub async fn deliveries(&self, query: &str) -> Vec<DeliveryRecord> {
+        let response = self
+            .client
+            .get(self.admin_url(&format!("/admin/deliveries?{query}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "admin list failed");
+        response.json().await.unwrap()
+    }
+
+    /// One delivery with its attempts.
+    pub async fn delivery(&self, id: &str) -> DeliveryRecord {
+        let response = self
+            .client
+            .get(self.admin_url(&format!("/admin/deliveries/{id}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "admin show failed");
+        response.json().await.unwrap()
+    }
+
+    /// Waits until the delivery of `event_id` to `plugin` reaches a final state (succeeded or
+    /// dead) and returns it with its attempts. Panics after `timeout`.
+    pub async fn wait_final(&self, event_id: &str, plugin: &str, timeout: Duration) -> DeliveryRecord {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let list = self
+                .deliveries(&format!("event_id={event_id}&plugin={plugin}"))
+                .await;
+            if let Some(d) = list.first()
+                && matches!(d.state, DeliveryState::Succeeded | DeliveryState::Dead)
+            {
+                return self.delivery(d.id.as_str()).await;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "delivery of {event_id} to {plugin} not final after {timeout:?}: {list:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the server gracefully and returns what `run` returned. The temp dir stays until
+    /// the `TestServer` is dropped, so tests can inspect the store afterwards.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("server task panicked"),
+            None => Ok(()),
+        }
+    }
+
+    /// The SQLite file of this server (open it after [`TestServer::stop`]).
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("data/wasmhook.db")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
