@@ -228,6 +228,14 @@ mod tests {
     }
 
     #[test]
+    fn the_quick_start_config_parses() {
+        let text = include_str!("../../../examples/wasmhook.toml");
+        let config = Config::parse(Path::new("examples/wasmhook.toml"), text).unwrap();
+        assert_eq!(config.plugins.dir, Path::new("examples/plugins"));
+        assert!(config.apis.contains_key(&ApiName::new("highlevel")));
+    }
+
+    #[test]
     fn an_empty_file_gives_every_default() {
         let config = Config::parse(Path::new("w.toml"), "").unwrap();
         assert!(config.sources.is_empty());

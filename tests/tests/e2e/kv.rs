@@ -1,0 +1,1 @@
+//! kv isolation (written once the test plugin has its kv modes).

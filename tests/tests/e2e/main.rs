@@ -1,0 +1,10 @@
+//! End-to-end tests: the real server on ephemeral ports, real signed requests, real plugins
+//! built from source, and a recording fake API on loopback. One test binary, one module per
+//! capability.
+
+mod common;
+mod config_cli;
+mod hostile;
+mod ingress;
+mod kv;
+mod sandbox;
