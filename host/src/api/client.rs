@@ -96,10 +96,10 @@ impl Inner {
         req: &ApiRequest,
     ) -> Result<ApiResponse, ApiError> {
         let Some(api) = self.apis.get(&req.api) else {
+            // The configured names are not listed: a plugin learns only the APIs it was granted.
             let error = ApiError::Denied(format!(
-                "unknown api `{}`; the host configures: {}",
-                req.api.as_str().chars().take(64).collect::<String>(),
-                self.api_names().join(", ")
+                "unknown api `{}`: the host configures no API of that name",
+                req.api.as_str().chars().take(64).collect::<String>()
             ));
             observe::ended_unsent(
                 call_of(ctx, "unknown", req, observe::NO_TEMPLATE),
