@@ -80,10 +80,22 @@ fn serve(path: PathBuf, json_logs: bool) -> ExitCode {
     let result = runtime.block_on(async move {
         let public = tokio::net::TcpListener::bind(config.server.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.listen in {}): {e}", config.server.listen, config.path.display()))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {} (server.listen in {}): {e}",
+                    config.server.listen,
+                    config.path.display()
+                )
+            })?;
         let admin = tokio::net::TcpListener::bind(config.admin.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {} (admin.listen in {}): {e}", config.admin.listen, config.path.display()))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {} (admin.listen in {}): {e}",
+                    config.admin.listen,
+                    config.path.display()
+                )
+            })?;
         crate::run(config, Listeners { public, admin }, shutdown_signal()).await
     });
     match result {

@@ -141,11 +141,16 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
-    /// The `Version` header for `path`: the value of the longest matching prefix.
+    /// The `Version` header for `path`: the value of the longest prefix that matches whole
+    /// segments (`/calendars` covers `/calendars` and `/calendars/x`, not `/calendarsx`).
     pub fn version_for(&self, path: &str) -> Option<&str> {
         self.versions
             .iter()
-            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .find(|(prefix, _)| {
+                path.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                    prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+                })
+            })
             .map(|(_, v)| v.as_str())
     }
 }
@@ -214,17 +219,23 @@ mod tests {
         let source = config.source("highlevel").unwrap();
         let SchemeConfig::HighLevel(hl) = &source.scheme;
         assert_eq!(hl.app_id, "your-highlevel-app-id");
-        assert_eq!(hl.ed25519_keys.len(), 1, "defaults to the published Ed25519 key");
+        assert_eq!(
+            hl.ed25519_keys.len(),
+            1,
+            "defaults to the published Ed25519 key"
+        );
         assert_eq!(hl.rsa_keys.len(), 1, "defaults to the published RSA key");
         assert_eq!(hl.max_age, Duration::from_secs(72 * 3600));
         let api = &config.apis[&ApiName::new("highlevel")];
         assert_eq!(api.version_for("/contacts/abc"), Some("2021-07-28"));
         assert_eq!(api.version_for("/calendars/events"), Some("2021-04-15"));
-        assert_eq!(api.version_for("/conversations/messages"), Some("2021-04-15"));
         assert_eq!(
-            api.token,
-            Some(SecretRef::Env("HIGHLEVEL_TOKEN".into()))
+            api.version_for("/conversations/messages"),
+            Some("2021-04-15")
         );
+        assert_eq!(api.version_for("/calendars"), Some("2021-04-15"));
+        assert_eq!(api.version_for("/calendarsx"), Some("2021-07-28"));
+        assert_eq!(api.token, Some(SecretRef::Env("HIGHLEVEL_TOKEN".into())));
     }
 
     #[test]
@@ -289,7 +300,10 @@ token = "plain-text-token"
         ] {
             assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
         }
-        assert!(!msg.contains("plain-text-token"), "a secret leaked into:\n{msg}");
+        assert!(
+            !msg.contains("plain-text-token"),
+            "a secret leaked into:\n{msg}"
+        );
     }
 
     #[test]

@@ -98,12 +98,20 @@ async fn finish(deps: &Deps, claimed: &Claimed, started_at_ms: i64, invocation: 
     let dead = completion == Completion::Dead;
     match deps
         .store
-        .complete(&claimed.delivery, &claimed.lease, completion.clone(), attempt)
+        .complete(
+            &claimed.delivery,
+            &claimed.lease,
+            completion.clone(),
+            attempt,
+        )
         .await
     {
         Ok(()) => {}
         Err(StoreError::LeaseLost(_)) => {
-            tracing::warn!(outcome = label, "lease lost before completion; another worker owns the delivery now");
+            tracing::warn!(
+                outcome = label,
+                "lease lost before completion; another worker owns the delivery now"
+            );
             return;
         }
         Err(e) => {
@@ -121,7 +129,11 @@ async fn finish(deps: &Deps, claimed: &Claimed, started_at_ms: i64, invocation: 
     let duration_ms = invocation.duration.as_millis() as u64;
     match (&completion, &error) {
         (Completion::Succeeded, _) => {
-            tracing::info!(duration_ms, api_calls = invocation.api_calls, "delivery succeeded")
+            tracing::info!(
+                duration_ms,
+                api_calls = invocation.api_calls,
+                "delivery succeeded"
+            )
         }
         (Completion::Retry { at_ms }, error) => tracing::warn!(
             duration_ms,
@@ -165,7 +177,11 @@ fn decide(
         Outcome::Fail(reason) => return ("fail", Some(reason.clone()), Completion::Dead),
         Outcome::Retry { reason, after } => ("retry", Some(reason.clone()), *after),
         Outcome::Trap(message) => ("trap", Some(message.clone()), None),
-        Outcome::Timeout => ("timeout", Some("the plugin ran past its timeout".into()), None),
+        Outcome::Timeout => (
+            "timeout",
+            Some("the plugin ran past its timeout".into()),
+            None,
+        ),
         Outcome::MemoryExceeded(message) => ("memory", Some(message.clone()), None),
     };
     if claimed.attempt >= claimed.max_attempts {

@@ -81,6 +81,9 @@ impl SharedPlugins {
 
 // Integration stub, replaced by the runtime branch.
 /// Load.
-pub async fn load_dir(_rt: &crate::runtime::Runtime, _dir: &std::path::Path) -> (PluginSet, Vec<String>) {
+pub async fn load_dir(
+    _rt: &crate::runtime::Runtime,
+    _dir: &std::path::Path,
+) -> (PluginSet, Vec<String>) {
     (PluginSet::default(), vec![])
 }

@@ -76,7 +76,17 @@ impl Runtime {
         Ok(Runtime)
     }
     /// Invoke.
-    pub async fn invoke(&self, _p: &LoadedPlugin, _e: &StoredEvent, _d: &DeliveryInfo) -> Invocation {
-        Invocation { outcome: Outcome::Fail("stub".into()), logs: vec![], api_calls: 0, duration: Duration::ZERO }
+    pub async fn invoke(
+        &self,
+        _p: &LoadedPlugin,
+        _e: &StoredEvent,
+        _d: &DeliveryInfo,
+    ) -> Invocation {
+        Invocation {
+            outcome: Outcome::Fail("stub".into()),
+            logs: vec![],
+            api_calls: 0,
+            duration: Duration::ZERO,
+        }
     }
 }

@@ -81,7 +81,10 @@ async fn require_token(State(state): State<AdminState>, req: Request, next: Next
 
 async fn metrics() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         crate::telemetry::metrics().render(),
     )
 }
@@ -109,10 +112,7 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn list_deliveries(
-    State(state): State<AdminState>,
-    Query(q): Query<ListQuery>,
-) -> Response {
+async fn list_deliveries(State(state): State<AdminState>, Query(q): Query<ListQuery>) -> Response {
     let filter = DeliveryFilter {
         state: q.state,
         plugin: q.plugin.map(PluginName::new),
@@ -129,7 +129,11 @@ async fn list_deliveries(
 async fn show_delivery(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     match state.store.delivery(&DeliveryId::new(id)).await {
         Ok(Some(record)) => Json(record).into_response(),
-        Ok(None) => refuse(StatusCode::NOT_FOUND, "not_found", "no delivery with that id"),
+        Ok(None) => refuse(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no delivery with that id",
+        ),
         Err(e) => internal(e),
     }
 }

@@ -11,4 +11,6 @@ pub struct IngressState {
     pub max_concurrent: usize,
 }
 /// Router.
-pub fn router(_s: IngressState) -> axum::Router { axum::Router::new() }
+pub fn router(_s: IngressState) -> axum::Router {
+    axum::Router::new()
+}

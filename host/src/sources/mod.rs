@@ -3,5 +3,7 @@
 pub struct Sources;
 impl Sources {
     /// From config.
-    pub fn from_config(_c: &[crate::config::SourceConfig]) -> Result<Sources, std::io::Error> { Ok(Sources) }
+    pub fn from_config(_c: &[crate::config::SourceConfig]) -> Result<Sources, std::io::Error> {
+        Ok(Sources)
+    }
 }
