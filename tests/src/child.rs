@@ -20,7 +20,14 @@ pub fn wasmhook_binary() -> &'static Path {
         let root = crate::repo_root();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let output = std::process::Command::new(cargo)
-            .args(["build", "-p", "wasmhook", "--bin", "wasmhook", "--message-format=short"])
+            .args([
+                "build",
+                "-p",
+                "wasmhook",
+                "--bin",
+                "wasmhook",
+                "--message-format=short",
+            ])
             .current_dir(&root)
             .output()
             .expect("running cargo");

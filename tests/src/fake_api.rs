@@ -161,7 +161,11 @@ impl FakeApi {
                 return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                assert!(pred(self), "timed out after {timeout:?} waiting for {what}; requests: {:#?}", self.requests());
+                assert!(
+                    pred(self),
+                    "timed out after {timeout:?} waiting for {what}; requests: {:#?}",
+                    self.requests()
+                );
                 return;
             }
         }
@@ -185,7 +189,9 @@ impl Drop for AbandonGuard {
 
 async fn handle(State(shared): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     let recorded = Recorded {
         method: parts.method.clone(),
         path: parts.uri.path().to_string(),

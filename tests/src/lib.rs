@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 pub use child::ChildServer;
 pub use fake_api::{FakeApi, Reply};
-pub use server::{TestServer, ADMIN_TOKEN, API_TOKEN, APP_ID};
+pub use server::{ADMIN_TOKEN, API_TOKEN, APP_ID, TestServer};
 
 /// The repository root (the tests crate is `<root>/tests`).
 pub fn repo_root() -> PathBuf {

@@ -168,7 +168,12 @@ impl TestServer {
     }
 
     /// Posts `body` to `/webhooks/{source}` with `headers`.
-    pub async fn post(&self, source: &str, body: &[u8], headers: &[(&str, String)]) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        source: &str,
+        body: &[u8],
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
         let mut req = self
             .client
             .post(self.url(&format!("/webhooks/{source}")))
@@ -182,8 +187,12 @@ impl TestServer {
 
     /// Posts `body` to the `highlevel` source signed with `signer`'s Ed25519 key.
     pub async fn post_highlevel(&self, signer: &HighLevelSigner, body: &[u8]) -> reqwest::Response {
-        self.post("highlevel", body, &[("x-ghl-signature", signer.sign_ed25519(body))])
-            .await
+        self.post(
+            "highlevel",
+            body,
+            &[("x-ghl-signature", signer.sign_ed25519(body))],
+        )
+        .await
     }
 
     /// Deliveries matching the admin API query string (e.g. `event_id=...&plugin=...`).
@@ -214,7 +223,12 @@ impl TestServer {
 
     /// Waits until the delivery of `event_id` to `plugin` reaches a final state (succeeded or
     /// dead) and returns it with its attempts. Panics after `timeout`.
-    pub async fn wait_final(&self, event_id: &str, plugin: &str, timeout: Duration) -> DeliveryRecord {
+    pub async fn wait_final(
+        &self,
+        event_id: &str,
+        plugin: &str,
+        timeout: Duration,
+    ) -> DeliveryRecord {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let list = self

@@ -3,11 +3,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use wasmhook_tests::{
-    FakeApi, TestServer, APP_ID,
-    fixtures,
-    plugins::rust_plugin,
+    APP_ID, FakeApi, TestServer, fixtures, plugins::rust_plugin, server::TestServerBuilder,
     signing::HighLevelSigner,
-    server::TestServerBuilder,
 };
 
 /// The manifest of the example contact-tagger, pointed at `api`.
@@ -20,7 +17,13 @@ pub fn tagger_manifest() -> String {
 
 /// A manifest for the `hostile` test plugin in `mode`, with a per-attempt `timeout` and
 /// `memory` cap, one attempt, and `extra` lines appended to its `[config]`.
-pub fn hostile_manifest(name: &str, mode: &str, timeout: &str, memory: &str, extra: &str) -> String {
+pub fn hostile_manifest(
+    name: &str,
+    mode: &str,
+    timeout: &str,
+    memory: &str,
+    extra: &str,
+) -> String {
     format!(
         "name = \"{name}\"\nevents = [\"highlevel:ContactCreate\"]\ntimeout = \"{timeout}\"\n\
          memory = \"{memory}\"\nmax_attempts = 1\nmax_api_calls = 5\n\n\
@@ -56,7 +59,10 @@ pub async fn server_with(
 /// A signed ContactCreate body for our app with a fresh webhook id; returns (id, body).
 pub fn contact_create() -> (String, Vec<u8>) {
     let id = format!("wh-{}", rand::random::<u64>());
-    (id.clone(), fixtures::highlevel_signed_body("contact-create", APP_ID, &id))
+    (
+        id.clone(),
+        fixtures::highlevel_signed_body("contact-create", APP_ID, &id),
+    )
 }
 
 /// The contact id in the ContactCreate fixture.

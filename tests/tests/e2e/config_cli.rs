@@ -11,7 +11,11 @@ fn the_shipped_example_config_passes_check() {
         .arg(&example)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -30,10 +34,20 @@ fn serve_refuses_a_bad_field_naming_file_field_and_fix() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&path.display().to_string()), "names the file: {stderr}");
-    assert!(stderr.contains("workerz"), "names the unknown field: {stderr}");
+    assert!(
+        stderr.contains(&path.display().to_string()),
+        "names the file: {stderr}"
+    );
+    assert!(
+        stderr.contains("workerz"),
+        "names the unknown field: {stderr}"
+    );
 
-    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:0\"\nmax_body = \"a lot\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_body = \"a lot\"\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(wasmhook_binary())
         .args(["serve", "--config"])
         .arg(&path)
@@ -41,6 +55,9 @@ fn serve_refuses_a_bad_field_naming_file_field_and_fix() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("server.max_body"), "names the field: {stderr}");
+    assert!(
+        stderr.contains("server.max_body"),
+        "names the field: {stderr}"
+    );
     assert!(stderr.contains("64MiB"), "says how to write it: {stderr}");
 }

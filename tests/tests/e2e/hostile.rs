@@ -11,12 +11,20 @@ use crate::common::{FINAL, contact_create, hostile_manifest, hostile_wasm, serve
 /// Runs the `hostile` plugin in `mode` next to contact-tagger on one event. While it runs, the
 /// server must keep acknowledging webhooks quickly; afterwards contact-tagger must have
 /// succeeded. Returns the hostile plugin's final delivery.
-async fn run_hostile(mode: &str, timeout: &str, memory: &str, extra: &str) -> (DeliveryRecord, FakeApi) {
+async fn run_hostile(
+    mode: &str,
+    timeout: &str,
+    memory: &str,
+    extra: &str,
+) -> (DeliveryRecord, FakeApi) {
     let signer = HighLevelSigner::new();
     let fake = FakeApi::start().await;
     fake.on(axum::http::Method::GET, "/hang", Reply::Hang);
     let manifest = hostile_manifest("hostile", mode, timeout, memory, extra);
-    let server = server_with(&signer, &fake, |b| b.plugin("hostile", &hostile_wasm(), &manifest)).await;
+    let server = server_with(&signer, &fake, |b| {
+        b.plugin("hostile", &hostile_wasm(), &manifest)
+    })
+    .await;
     let (webhook_id, body) = contact_create();
     assert_eq!(server.post_highlevel(&signer, &body).await.status(), 200);
 
@@ -34,14 +42,23 @@ async fn run_hostile(mode: &str, timeout: &str, memory: &str, extra: &str) -> (D
     let hostile = server.wait_final(&webhook_id, "hostile", FINAL).await;
     for id in [&webhook_id, &second_id] {
         let tagger = server.wait_final(id, "contact-tagger", FINAL).await;
-        assert_eq!(tagger.state, DeliveryState::Succeeded, "the good plugin is unaffected: {tagger:#?}");
+        assert_eq!(
+            tagger.state,
+            DeliveryState::Succeeded,
+            "the good plugin is unaffected: {tagger:#?}"
+        );
     }
     assert_health(&server).await;
     (hostile, fake)
 }
 
 async fn assert_health(server: &TestServer) {
-    let r = server.client.get(server.url("/healthz")).send().await.unwrap();
+    let r = server
+        .client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -62,7 +79,10 @@ async fn an_infinite_loop_is_stopped_at_the_deadline() {
     let (d, _) = run_hostile("loop", "2s", "16MiB", "").await;
     let (outcome, took, _) = attempt(&d);
     assert_eq!(outcome, "timeout");
-    assert!(took < Duration::from_secs(3), "ran {took:?} for a 2 s budget");
+    assert!(
+        took < Duration::from_secs(3),
+        "ran {took:?} for a 2 s budget"
+    );
 }
 
 #[tokio::test]
@@ -70,7 +90,10 @@ async fn a_sixty_second_sleep_through_wasi_clocks_is_stopped_at_the_deadline() {
     let (d, _) = run_hostile("sleep", "2s", "16MiB", "").await;
     let (outcome, took, _) = attempt(&d);
     assert_eq!(outcome, "timeout");
-    assert!(took < Duration::from_secs(3), "ran {took:?} for a 2 s budget");
+    assert!(
+        took < Duration::from_secs(3),
+        "ran {took:?} for a 2 s budget"
+    );
 }
 
 #[tokio::test]
@@ -78,17 +101,27 @@ async fn an_upstream_that_never_answers_is_dropped_at_the_deadline() {
     let (d, fake) = run_hostile("hang-api", "2s", "16MiB", "").await;
     let (outcome, took, _) = attempt(&d);
     assert_eq!(outcome, "timeout");
-    assert!(took < Duration::from_secs(3), "ran {took:?} for a 2 s budget");
+    assert!(
+        took < Duration::from_secs(3),
+        "ran {took:?} for a 2 s budget"
+    );
     assert_eq!(fake.requests_to("/hang").len(), 1);
-    fake.wait_until(Duration::from_secs(5), "the hanging call to be dropped", |f| f.abandoned() == 1)
-        .await;
+    fake.wait_until(
+        Duration::from_secs(5),
+        "the hanging call to be dropped",
+        |f| f.abandoned() == 1,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn allocating_past_the_memory_cap_fails_the_delivery() {
     let (d, _) = run_hostile("alloc", "10s", "16MiB", "").await;
     let (outcome, _, error) = attempt(&d);
-    assert!(outcome == "memory" || outcome == "trap", "{outcome}: {error}");
+    assert!(
+        outcome == "memory" || outcome == "trap",
+        "{outcome}: {error}"
+    );
 }
 
 #[tokio::test]
@@ -106,7 +139,9 @@ async fn ten_megabytes_of_log_output_are_capped() {
     assert!(bytes > 0, "some output is kept");
     assert!(bytes < 1 << 20, "kept {bytes} bytes of a 20 MB flood");
     assert!(
-        a.logs.iter().any(|l| l.message.contains("truncated") || l.message.contains("dropped")),
+        a.logs
+            .iter()
+            .any(|l| l.message.contains("truncated") || l.message.contains("dropped")),
         "the cut is visible: {:?}",
         a.logs.last()
     );
@@ -114,11 +149,21 @@ async fn ten_megabytes_of_log_output_are_capped() {
 
 #[tokio::test]
 async fn a_call_outside_the_allow_list_is_denied_and_never_sent() {
-    for path in ["/contacts/abc", "/allowed/../secret", "/allowed/%2e%2e/secret", "//evil.example/x"] {
-        let (d, fake) = run_hostile("denied-path", "5s", "16MiB", &format!("path = \"{path}\"")).await;
+    for path in [
+        "/contacts/abc",
+        "/allowed/../secret",
+        "/allowed/%2e%2e/secret",
+        "//evil.example/x",
+    ] {
+        let (d, fake) =
+            run_hostile("denied-path", "5s", "16MiB", &format!("path = \"{path}\"")).await;
         // The plugin returns `fail` unless the host answered `denied`; ok means denied.
         assert_eq!(d.state, DeliveryState::Succeeded, "{path}: {d:#?}");
-        let leaked: Vec<_> = fake.requests().into_iter().filter(|r| !r.path.starts_with("/contacts/nmFm")).collect();
+        let leaked: Vec<_> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| !r.path.starts_with("/contacts/nmFm"))
+            .collect();
         assert!(leaked.is_empty(), "{path} reached the fake: {leaked:#?}");
     }
 }

@@ -32,16 +32,32 @@ async fn files_environment_and_sockets_are_invisible_even_with_the_token_in_the_
             "[apis.secret]\nbase_url = \"{}\"\ntoken = {{ env = \"{TOKEN_VAR}\" }}\n",
             fake.url()
         ))
-        .plugin("reads-files", &wasm, &hostile_manifest("reads-files", "read-file", "5s", "16MiB", ""))
+        .plugin(
+            "reads-files",
+            &wasm,
+            &hostile_manifest("reads-files", "read-file", "5s", "16MiB", ""),
+        )
         .plugin(
             "reads-env",
             &wasm,
-            &hostile_manifest("reads-env", "read-env", "5s", "16MiB", &format!("env_name = \"{TOKEN_VAR}\"")),
+            &hostile_manifest(
+                "reads-env",
+                "read-env",
+                "5s",
+                "16MiB",
+                &format!("env_name = \"{TOKEN_VAR}\""),
+            ),
         )
         .plugin(
             "opens-socket",
             &wasm,
-            &hostile_manifest("opens-socket", "socket", "5s", "16MiB", &format!("addr = \"{}\"", fake.addr)),
+            &hostile_manifest(
+                "opens-socket",
+                "socket",
+                "5s",
+                "16MiB",
+                &format!("addr = \"{}\"", fake.addr),
+            ),
         );
     let (config, _dir) = builder.write();
     let child = ChildServer::start(&config, &[(TOKEN_VAR, "super-secret-token-value")]).await;
@@ -63,11 +79,16 @@ async fn files_environment_and_sockets_are_invisible_even_with_the_token_in_the_
         assert_eq!(d["state"], "succeeded", "{plugin} saw something: {d:#}");
     }
     assert!(
-        fake.requests().iter().all(|r| !r.path.is_empty() && r.path.starts_with("/contacts")),
+        fake.requests()
+            .iter()
+            .all(|r| !r.path.is_empty() && r.path.starts_with("/contacts")),
         "no plugin reached the fake directly: {:#?}",
         fake.requests()
     );
-    assert!(!child.log_text().contains("super-secret-token-value"), "the token leaked into the log");
+    assert!(
+        !child.log_text().contains("super-secret-token-value"),
+        "the token leaked into the log"
+    );
 }
 
 async fn wait_final_child(child: &ChildServer, event_id: &str, plugin: &str) -> serde_json::Value {
@@ -75,7 +96,10 @@ async fn wait_final_child(child: &ChildServer, event_id: &str, plugin: &str) -> 
     let deadline = tokio::time::Instant::now() + FINAL;
     loop {
         let list: serde_json::Value = client
-            .get(format!("http://{}/admin/deliveries?event_id={event_id}&plugin={plugin}", child.admin))
+            .get(format!(
+                "http://{}/admin/deliveries?event_id={event_id}&plugin={plugin}",
+                child.admin
+            ))
             .bearer_auth(wasmhook_tests::ADMIN_TOKEN)
             .send()
             .await
@@ -97,7 +121,11 @@ async fn wait_final_child(child: &ChildServer, event_id: &str, plugin: &str) -> 
                 .await
                 .unwrap();
         }
-        assert!(tokio::time::Instant::now() < deadline, "{plugin}: not final: {list:#}\n{}", child.log_text());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{plugin}: not final: {list:#}\n{}",
+            child.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -110,13 +138,18 @@ async fn two_memories_that_pass_the_cap_together_are_stopped() {
     let wasm = component_from_wat("two-memories", scratch.path());
     let manifest = "name = \"two-memories\"\nevents = [\"highlevel:ContactCreate\"]\n\
                     timeout = \"5s\"\nmemory = \"16MiB\"\nmax_attempts = 1\n";
-    let server = server_with(&signer, &fake, |b| b.plugin("two-memories", &wasm, manifest)).await;
+    let server = server_with(&signer, &fake, |b| {
+        b.plugin("two-memories", &wasm, manifest)
+    })
+    .await;
     let (webhook_id, body) = contact_create();
     assert_eq!(server.post_highlevel(&signer, &body).await.status(), 200);
     let d = server.wait_final(&webhook_id, "two-memories", FINAL).await;
     assert_eq!(d.state, DeliveryState::Dead, "{d:#?}");
     assert_eq!(d.attempts[0].outcome, "memory", "{d:#?}");
-    let tagger = server.wait_final(&webhook_id, "contact-tagger", FINAL).await;
+    let tagger = server
+        .wait_final(&webhook_id, "contact-tagger", FINAL)
+        .await;
     assert_eq!(tagger.state, DeliveryState::Succeeded);
 }
 
@@ -129,7 +162,10 @@ async fn two_memories_under_the_cap_together_run() {
     let wasm = component_from_wat("two-memories", scratch.path());
     let manifest = "name = \"two-memories\"\nevents = [\"highlevel:ContactCreate\"]\n\
                     timeout = \"5s\"\nmemory = \"32MiB\"\nmax_attempts = 1\n";
-    let server = server_with(&signer, &fake, |b| b.plugin("two-memories", &wasm, manifest)).await;
+    let server = server_with(&signer, &fake, |b| {
+        b.plugin("two-memories", &wasm, manifest)
+    })
+    .await;
     let (webhook_id, body) = contact_create();
     assert_eq!(server.post_highlevel(&signer, &body).await.status(), 200);
     let d = server.wait_final(&webhook_id, "two-memories", FINAL).await;
@@ -147,7 +183,11 @@ async fn a_component_importing_wasi_http_is_refused_at_load_naming_the_import() 
         .api("highlevel", &fake)
         .highlevel(&signer)
         .plugin("wants-http", &wasm, manifest)
-        .plugin("contact-tagger", &crate::common::tagger_wasm(), &crate::common::tagger_manifest());
+        .plugin(
+            "contact-tagger",
+            &crate::common::tagger_wasm(),
+            &crate::common::tagger_manifest(),
+        );
     let (config, _dir) = builder.write();
     let child = ChildServer::start(&config, &[]).await;
     let (webhook_id, body) = contact_create();
@@ -167,7 +207,10 @@ async fn a_component_importing_wasi_http_is_refused_at_load_naming_the_import() 
         "the refusal names the plugin and the import:\n{log}"
     );
     let none: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{}/admin/deliveries?plugin=wants-http", child.admin))
+        .get(format!(
+            "http://{}/admin/deliveries?plugin=wants-http",
+            child.admin
+        ))
         .bearer_auth(wasmhook_tests::ADMIN_TOKEN)
         .send()
         .await
@@ -175,6 +218,10 @@ async fn a_component_importing_wasi_http_is_refused_at_load_naming_the_import() 
         .json()
         .await
         .unwrap();
-    assert_eq!(none, serde_json::json!([]), "a refused plugin receives nothing");
+    assert_eq!(
+        none,
+        serde_json::json!([]),
+        "a refused plugin receives nothing"
+    );
     let _ = fixtures::highlevel;
 }
