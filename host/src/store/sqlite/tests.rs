@@ -225,18 +225,21 @@ fn a_failing_command_rolls_back_only_itself() {
         event: event("evt-1"),
         deliveries: tagger(),
     });
-    // Fails after its INSERT ran (the trigger below rejects it), so only the savepoint's
-    // rollback can undo that row while keeping the other two commands' rows.
+    // Fails at its delivery row (the trigger below rejects it) after its event row went in, so
+    // only the savepoint's rollback can undo that event while keeping the other commands' rows.
     push(Op::Ingest {
         event: event("evt-2"),
-        deliveries: Vec::new(),
+        deliveries: vec![NewDelivery {
+            plugin: PluginName::new("rejected"),
+            max_attempts: 1,
+        }],
     });
     push(Op::Ingest {
         event: event("evt-3"),
         deliveries: tagger(),
     });
     conn.execute_batch(
-        "CREATE TEMP TRIGGER reject_evt2 AFTER INSERT ON events WHEN new.id = 'evt-2'
+        "CREATE TEMP TRIGGER reject AFTER INSERT ON deliveries WHEN new.plugin = 'rejected'
          BEGIN SELECT RAISE(ABORT, 'rejected by test'); END;",
     )
     .unwrap();

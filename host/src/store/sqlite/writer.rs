@@ -83,7 +83,9 @@ pub struct ConnectionSettings {
     pub journal_mode: String,
     /// SQLite's number for `synchronous`: 0 off, 1 normal, 2 full, 3 extra.
     pub synchronous: i64,
+    /// Whether deleted content is overwritten on disk.
     pub secure_delete: bool,
+    /// Whether foreign keys (deliveries -> events, attempts -> deliveries) are enforced.
     pub foreign_keys: bool,
 }
 
@@ -228,10 +230,12 @@ pub(super) fn run_batch(conn: &Connection, batch: &mut Vec<(Op, Reply)>) {
 
 /// Runs one command inside its own savepoint.
 fn run_one(conn: &Connection, op: Op) -> Result<Output, StoreError> {
-    conn.execute_batch("SAVEPOINT command")?;
+    // Cached statements: these two run for every command, and parsing them each time would
+    // cost as much as a small ingest.
+    conn.prepare_cached("SAVEPOINT command")?.execute([])?;
     match writes::apply(conn, op) {
         Ok(output) => {
-            conn.execute_batch("RELEASE command")?;
+            conn.prepare_cached("RELEASE command")?.execute([])?;
             Ok(output)
         }
         Err(err) => {
