@@ -8,7 +8,16 @@
 //!   whose lease expired is due again.
 //! - `renew` and `complete` succeed only with the current lease token (`LeaseLost` otherwise),
 //!   so a delivery is recorded as succeeded at most once.
+//! - A running delivery whose lease expired before its worker reported back is "lost": the next
+//!   `claim` records that attempt with outcome `lost`, then hands the delivery out again, or, if
+//!   it was the last attempt, moves it to `dead` (so a handler that kills or hangs its worker
+//!   every time still stops at `max_attempts`).
 //! - Times are the store's own clock (milliseconds since the epoch).
+//!
+//! Durability: a successful `ingest` means the event is on disk, because the sender gets its 200
+//! on that promise. The SQLite backend therefore runs with `synchronous=FULL`, and keeps that
+//! affordable with one writer thread that commits every queued write in one transaction (one
+//! fsync per batch, not per webhook); see `sqlite` for the details.
 
 pub mod conformance;
 pub mod sqlite;
@@ -177,6 +186,11 @@ pub enum StoreError {
     Locked { path: String, holder: String },
     #[error("store is shutting down")]
     Closed,
+    /// The database was written by a newer wasmhook whose schema this binary does not know.
+    #[error(
+        "the store's schema is version {found}, newer than this wasmhook supports ({supported}); run a newer wasmhook"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("store I/O: {0}")]
@@ -196,7 +210,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<IngestOutcome, StoreError>> + Send;
 
     /// Claims up to `limit` due deliveries (pending and due, or running with an expired lease),
-    /// oldest due first, for `lease`. Each gets a new lease token and its attempt count + 1.
+    /// oldest due first (then oldest created), for `lease`. Each gets a new lease token and its
+    /// attempt count + 1, and comes with its event, payload included. An expired lease's attempt
+    /// is recorded as `lost`; if it was the last one the delivery becomes `dead` instead.
     fn claim(
         &self,
         limit: usize,

@@ -1,0 +1,52 @@
+//! The store conformance suite: the behaviour every [`Store`] backend must show, written only
+//! against the trait so that SQLite and PostgreSQL run the same checks.
+//!
+//! Call [`run_all`] with a function that returns a fresh, empty store, or one check at a time
+//! (each is a `pub async fn` taking a fresh store) so a failure names the broken behaviour. The
+//! checks panic with a message on failure, like any test. They need a multi-threaded tokio
+//! runtime (they spawn concurrent callers) and take about a second in all: lease and expiry
+//! checks sleep for short real times, and each such check pairs a short deadline (asserted to
+//! pass) with a long one (asserted not to), so a slow machine cannot make them flaky.
+//!
+//! Compiled into the library (not `#[cfg(test)]`) so that the end-to-end test crate can run it.
+
+mod completion;
+mod fixtures;
+mod ingest;
+mod kv;
+mod leases;
+mod listing;
+
+use std::future::Future;
+
+pub use self::{completion::*, ingest::*, kv::*, leases::*, listing::*};
+use super::Store;
+
+/// Runs every check, each on a store returned by `fresh` (it must be new and empty).
+pub async fn run_all<S, F, Fut>(fresh: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    ingest_stores_event_and_deliveries(fresh().await).await;
+    duplicate_ingest_writes_nothing(fresh().await).await;
+    event_without_subscribers_is_stored(fresh().await).await;
+    concurrent_ingests_insert_each_event_once(fresh().await).await;
+    claim_takes_oldest_due_first_with_its_event(fresh().await).await;
+    concurrent_claimers_never_share_a_delivery(fresh().await).await;
+    lease_hides_a_claimed_delivery_until_it_expires(fresh().await).await;
+    renew_extends_the_lease(fresh().await).await;
+    stale_token_is_lease_lost_and_writes_nothing(fresh().await).await;
+    complete_succeeded_records_the_attempt(fresh().await).await;
+    retry_is_due_at_its_time_and_not_before(fresh().await).await;
+    complete_dead_records_the_attempt(fresh().await).await;
+    expired_last_attempt_makes_the_delivery_dead(fresh().await).await;
+    deliveries_lists_newest_first_and_filters(fresh().await).await;
+    kv_get_set_delete(fresh().await).await;
+    kv_compare_and_swap(fresh().await).await;
+    kv_values_expire(fresh().await).await;
+    kv_usage_counts_key_and_value_bytes(fresh().await).await;
+    kv_scopes_are_isolated(fresh().await).await;
+    ping_answers(fresh().await).await;
+}

@@ -1,0 +1,245 @@
+//! Reads: a small pool of read-only connections used from `spawn_blocking`.
+//!
+//! Invariants:
+//! - At most `size` reads run at once (a semaphore), each on its own connection, so readers
+//!   never share a connection and never run on tokio's async worker threads.
+//! - In WAL mode a reader sees the last committed state when its read transaction starts; the
+//!   writer replies only after COMMIT, so a caller always reads its own completed writes.
+//! - After `close`, reads fail with `Closed` and idle connections are dropped.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
+use tokio::sync::Semaphore;
+
+use super::{
+    rows::{DELIVERY_COLUMNS, attempt_from_row, delivery_from_row, event_from_row},
+    schema::open_reader,
+};
+use crate::{
+    ids::{DeliveryId, EventId, SourceName},
+    store::{DeliveryFilter, DeliveryRecord, KvScope, StoreError, StoredEvent},
+};
+
+/// Listed deliveries when the filter names no limit.
+pub(super) const DEFAULT_LIST_LIMIT: usize = 100;
+
+/// Read connections, opened on first use and reused.
+pub(super) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReadPool {
+    /// A pool of at most `size` connections to the database at `path`.
+    pub(super) fn new(path: PathBuf, size: usize) -> ReadPool {
+        ReadPool {
+            path,
+            idle: Mutex::new(Vec::with_capacity(size)),
+            permits: Arc::new(Semaphore::new(size)),
+        }
+    }
+
+    /// Opens one connection now, so that `open` reports a database readers cannot use.
+    pub(super) fn warm(&self) -> Result<(), StoreError> {
+        let conn = open_reader(&self.path)?;
+        self.give_back(conn);
+        Ok(())
+    }
+
+    /// Runs `read` on a pooled connection on the blocking thread pool.
+    pub(super) async fn run<T, F>(self: &Arc<Self>, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pool = Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = match pool.take() {
+                Some(conn) => conn,
+                None => open_reader(&pool.path)?,
+            };
+            let result = read(&conn);
+            pool.give_back(conn);
+            result
+        });
+        match task.await {
+            Ok(result) => result,
+            // A panic in a read is a bug: let it surface in the caller as the panic it is.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(_) => Err(StoreError::Closed),
+        }
+    }
+
+    /// Stops new reads and drops the idle connections.
+    pub(super) fn close(&self) {
+        self.permits.close();
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn take(&self) -> Option<Connection> {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if !self.permits.is_closed() {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
+}
+
+/// A delivery with its attempts, read in one snapshot.
+pub(super) fn delivery(
+    conn: &Connection,
+    id: &DeliveryId,
+) -> Result<Option<DeliveryRecord>, StoreError> {
+    // One read transaction: a completion committed between the two queries cannot show the new
+    // state with the old attempt list.
+    let tx = conn.unchecked_transaction()?;
+    let found = tx
+        .prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"
+        ))?
+        .query_row(params![id.as_str()], delivery_from_row)
+        .optional()?;
+    let Some(mut record) = found else {
+        return Ok(None);
+    };
+    record.attempts = tx
+        .prepare_cached(
+            "SELECT attempt, started_at_ms, finished_at_ms, outcome, error, logs
+             FROM attempts WHERE delivery_id = ?1 ORDER BY attempt",
+        )?
+        .query_map(params![id.as_str()], attempt_from_row)?
+        .collect::<Result<_, _>>()?;
+    tx.finish()?;
+    Ok(Some(record))
+}
+
+/// Deliveries matching `filter`, newest first, attempts left empty.
+pub(super) fn deliveries(
+    conn: &Connection,
+    filter: &DeliveryFilter,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut require = |column: &str, value: &str| {
+        sql.push_str(&format!(" AND {column} = ?{}", args.len() + 1));
+        args.push(Value::Text(value.to_owned()));
+    };
+    if let Some(state) = filter.state {
+        require("state", state.as_str());
+    }
+    if let Some(plugin) = &filter.plugin {
+        require("plugin", plugin.as_str());
+    }
+    if let Some(tenant) = &filter.tenant {
+        require("tenant", tenant.as_str());
+    }
+    if let Some(event_id) = &filter.event_id {
+        require("event_id", event_id.as_str());
+    }
+    let limit = match filter.limit {
+        0 => DEFAULT_LIST_LIMIT,
+        n => n,
+    };
+    // UUIDv7 ids order by creation within the same millisecond.
+    sql.push_str(&format!(
+        " ORDER BY created_at_ms DESC, id DESC LIMIT ?{}",
+        args.len() + 1
+    ));
+    args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let records = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(args), delivery_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(records)
+}
+
+/// A stored event.
+pub(super) fn event(
+    conn: &Connection,
+    source: &SourceName,
+    id: &EventId,
+) -> Result<Option<StoredEvent>, StoreError> {
+    let event = conn
+        .prepare_cached(
+            "SELECT source, id, kind, tenant, received_at_ms, payload
+             FROM events WHERE source = ?1 AND id = ?2",
+        )?
+        .query_row(params![source.as_str(), id.as_str()], |row| {
+            event_from_row(row, 0)
+        })
+        .optional()?;
+    Ok(event)
+}
+
+/// Number of stored events.
+pub(super) fn event_count(conn: &Connection) -> Result<u64, StoreError> {
+    let count: i64 = conn
+        .prepare_cached("SELECT count(*) FROM events")?
+        .query_row([], |row| row.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// The value under `key` unless it expired at or before `now`.
+pub(super) fn kv_get(
+    conn: &Connection,
+    scope: &KvScope,
+    key: &str,
+    now: i64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let value = conn
+        .prepare_cached(
+            "SELECT value FROM kv
+             WHERE plugin = ?1 AND tenant = ?2 AND key = ?3
+               AND (expires_at_ms IS NULL OR expires_at_ms > ?4)",
+        )?
+        .query_row(
+            params![scope.plugin.as_str(), scope.tenant.as_str(), key, now],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(value)
+}
+
+/// Bytes of keys (UTF-8) + values of the scope's unexpired entries.
+pub(super) fn kv_usage(conn: &Connection, scope: &KvScope, now: i64) -> Result<u64, StoreError> {
+    // `length()` of TEXT counts characters; the cast makes it count bytes.
+    let used: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(value)), 0) FROM kv
+             WHERE plugin = ?1 AND tenant = ?2
+               AND (expires_at_ms IS NULL OR expires_at_ms > ?3)",
+        )?
+        .query_row(
+            params![scope.plugin.as_str(), scope.tenant.as_str(), now],
+            |row| row.get(0),
+        )?;
+    Ok(u64::try_from(used).unwrap_or(0))
+}
+
+/// Proves the database answers a query.
+pub(super) fn ping(conn: &Connection) -> Result<(), StoreError> {
+    conn.prepare_cached("SELECT 1")?
+        .query_row([], |row| row.get::<_, i64>(0))?;
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Connection settings and the schema of the SQLite store.
+//!
+//! Owns the pragmas every connection gets and the numbered, append-only list of migrations.
+//! Invariants:
+//! - `schema_migrations` holds one row per applied migration; a migration runs at most once and
+//!   in its own transaction, so a crash mid-migration leaves the previous version intact.
+//! - A released migration is never edited: later issues add tables by appending a new entry.
+//! - A database written by a newer wasmhook (a version this binary does not know) is refused
+//!   rather than guessed at.
+
+use std::{path::Path, time::Duration};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::{ids::now_ms, store::StoreError};
+
+/// How long a connection waits for a lock held by another connection before `SQLITE_BUSY`.
+/// Writes never contend (one writer thread), but a reader can meet a checkpoint, and an operator
+/// may have the file open in the `sqlite3` shell.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements each connection keeps; comfortably above the number of distinct queries.
+const STATEMENT_CACHE: usize = 64;
+
+/// One schema step.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration, in order. Append only.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "events, deliveries, attempts, kv",
+    sql: r#"
+        CREATE TABLE events (
+            source          TEXT    NOT NULL,
+            id              TEXT    NOT NULL,
+            kind            TEXT    NOT NULL,
+            tenant          TEXT    NOT NULL,
+            received_at_ms  INTEGER NOT NULL,
+            payload         BLOB    NOT NULL,
+            PRIMARY KEY (source, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX events_by_received ON events (received_at_ms);
+
+        CREATE TABLE deliveries (
+            id              TEXT    NOT NULL PRIMARY KEY,
+            source          TEXT    NOT NULL,
+            event_id        TEXT    NOT NULL,
+            plugin          TEXT    NOT NULL,
+            tenant          TEXT    NOT NULL,
+            state           TEXT    NOT NULL
+                CHECK (state IN ('pending', 'running', 'succeeded', 'dead')),
+            attempts_made   INTEGER NOT NULL DEFAULT 0,
+            max_attempts    INTEGER NOT NULL,
+            -- pending: when it is due; running: when its lease expires; otherwise: when it ended.
+            due_at_ms       INTEGER NOT NULL,
+            lease_token     TEXT,
+            -- when the running attempt was claimed (to date a lost attempt), NULL otherwise
+            claimed_at_ms   INTEGER,
+            created_at_ms   INTEGER NOT NULL,
+            FOREIGN KEY (source, event_id) REFERENCES events (source, id) ON DELETE CASCADE
+        );
+        CREATE INDEX deliveries_due ON deliveries (state, due_at_ms);
+        CREATE INDEX deliveries_by_event ON deliveries (source, event_id);
+        CREATE INDEX deliveries_newest ON deliveries (created_at_ms, id);
+
+        CREATE TABLE attempts (
+            delivery_id     TEXT    NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+            attempt         INTEGER NOT NULL,
+            started_at_ms   INTEGER NOT NULL,
+            finished_at_ms  INTEGER NOT NULL,
+            outcome         TEXT    NOT NULL,
+            error           TEXT,
+            logs            TEXT    NOT NULL DEFAULT '[]',
+            PRIMARY KEY (delivery_id, attempt)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE kv (
+            plugin          TEXT    NOT NULL,
+            tenant          TEXT    NOT NULL,
+            key             TEXT    NOT NULL,
+            value           BLOB    NOT NULL,
+            expires_at_ms   INTEGER,
+            PRIMARY KEY (plugin, tenant, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX kv_expiry ON kv (expires_at_ms) WHERE expires_at_ms IS NOT NULL;
+    "#,
+}];
+
+/// The newest schema version this binary knows.
+pub(super) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Opens the one write connection: creates the database if needed, sets the durability pragmas
+/// and brings the schema up to date.
+pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+
+    // WAL: readers never block the writer and the writer never blocks readers, and a commit
+    // appends to one file instead of rewriting pages in place. The mode is stored in the file;
+    // SQLite answers with the mode it actually chose (e.g. not on some network filesystems).
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!(
+            "the database refused WAL mode (it chose `{mode}`); put it on a local filesystem"
+        )));
+    }
+    // FULL: in WAL mode, NORMAL may lose the last commits on power loss, while a 200 promises
+    // the event is on disk. FULL fsyncs the WAL at every commit; group commit shares that fsync
+    // between every write queued at the time, which is what keeps FULL fast.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // Deleted content is overwritten with zeros, so erased tenants and (later) rotated
+    // credentials do not linger in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a read connection. It cannot write (`query_only`), so every write stays on the writer
+/// thread and `SQLITE_BUSY` cannot arise between writers.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.pragma_update(None, "query_only", "ON")?;
+    Ok(conn)
+}
+
+/// Applies every migration newer than the database's version, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version        INTEGER NOT NULL PRIMARY KEY,
+             name           TEXT    NOT NULL,
+             applied_at_ms  INTEGER NOT NULL
+         )",
+    )?;
+    let current: i64 = conn
+        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0);
+    let latest = latest_version();
+    if current > latest {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: latest,
+        });
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(migration.sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
+            rusqlite::params![migration.version, migration.name, now_ms()],
+        )?;
+        tx.commit()?;
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied store migration"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_one_by_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(
+                m.version,
+                i as i64 + 1,
+                "migration `{}` is out of order",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(open_writer(&path).unwrap());
+        let conn = open_writer(&path).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, latest_version());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let conn = open_writer(&path).unwrap();
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (999, 'future', 0)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        match open_writer(&path) {
+            Err(StoreError::SchemaTooNew { found, supported }) => {
+                assert_eq!(found, 999);
+                assert_eq!(supported, latest_version());
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let _writer = open_writer(&path).unwrap();
+        let reader = open_reader(&path).unwrap();
+        let err = reader
+            .execute("DELETE FROM events", [])
+            .expect_err("a reader must not write");
+        assert!(err.to_string().contains("readonly"), "{err}");
+    }
+}
