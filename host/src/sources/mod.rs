@@ -7,7 +7,7 @@
 //!   `Verified` ([`Verified::envelope`]), so no code path can use an unverified body.
 //! - A missing signature is an error, never a pass; several keys may be trusted at once.
 //! - [`Scheme`] is closed: adding a signature scheme means adding its file (like `highlevel.rs`,
-//!   with `verify` and `envelope`), a variant here, and its arm in the two `match`es below.
+//!   with `verify` and `envelope`), a variant of `Scheme`, and its arm in each `match` below.
 
 mod envelope;
 mod error;
