@@ -142,7 +142,9 @@ pub enum LoadError {
 }
 
 /// Loads every `name.toml` + `name.wasm` pair in `dir`. Failures are returned alongside the
-/// plugins that loaded and never stop the others.
+/// plugins that loaded and never stop the others. They are returned, not logged: the caller
+/// decides how to report them (`serve` logs them, `check` prints them). Each loaded plugin is
+/// logged (name, events, SHA-256 prefix, compile time).
 pub async fn load_dir(runtime: &Runtime, dir: &Path) -> (PluginSet, Vec<LoadError>) {
     let mut errors = Vec::new();
     let (manifests, orphans) = match scan(dir) {
@@ -173,9 +175,6 @@ pub async fn load_dir(runtime: &Runtime, dir: &Path) -> (PluginSet, Vec<LoadErro
             Ok(plugin) => plugins.push(Arc::new(plugin)),
             Err(e) => errors.push(e),
         }
-    }
-    for e in &errors {
-        tracing::error!(error = %e, "plugin not loaded");
     }
     (PluginSet::new(plugins), errors)
 }

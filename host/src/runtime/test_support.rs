@@ -61,6 +61,20 @@ pub fn component_importing(extra_imports: &str, body: &str) -> Vec<u8> {
     compile(&wat(body, extra_imports, HANDLE_EXPORT))
 }
 
+/// Like [`component`], but importing the `wasmhook:plugin` interfaces at `version`.
+pub fn component_at_version(version: &str, body: &str) -> Vec<u8> {
+    let text = wat(body, "", HANDLE_EXPORT)
+        .replace(
+            "wasmhook:plugin/types@0.1.0",
+            &format!("wasmhook:plugin/types@{version}"),
+        )
+        .replace(
+            "wasmhook:plugin/log@0.1.0",
+            &format!("wasmhook:plugin/log@{version}"),
+        );
+    compile(&text)
+}
+
 /// A component whose component-level exports are `exports` instead of the usual `handle`.
 pub fn component_exporting(exports: &str) -> Vec<u8> {
     compile(&wat(OK, "", exports))

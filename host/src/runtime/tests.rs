@@ -184,6 +184,29 @@ async fn log_lines_and_stdout_are_captured() {
 }
 
 #[tokio::test]
+async fn plugins_built_against_another_0_1_release_link() {
+    // wasmtime's linker matches semver-compatible imports: any 0.1.x against the host's 0.1.y.
+    let (_dir, runtime) = setup().await;
+    let log_line = "
+        (call $log (i32.const 2) (i32.const 160) (i32.const 15) (i32.const 0) (i32.const 0))
+        (i32.store8 (i32.const 64) (i32.const 0))
+        (i32.const 64)";
+    let wasm = test_support::component_at_version("0.1.7", log_line);
+    let invocation = run(&runtime, "", &wasm).await;
+    assert_eq!(invocation.outcome, Outcome::Succeeded);
+    assert_eq!(invocation.logs[0].message, "hello from wasm");
+
+    let next_minor = test_support::component_at_version("0.2.0", OK);
+    let err = runtime
+        .load(test_support::manifest("test", ""), &next_minor)
+        .unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::RefusedImport { import, .. } if import.ends_with("@0.2.0")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_forbidden_import_is_refused_by_name() {
     let (_dir, runtime) = setup().await;
     let http = r#"(import "wasi:http/outgoing-handler@0.2.0" (instance (export "handle" (func))))"#;
