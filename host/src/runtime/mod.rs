@@ -98,10 +98,13 @@ pub struct DeliveryInfo {
 /// How one invocation ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// `handle` returned `ok`.
     Succeeded,
     /// The plugin asked to retry.
     Retry {
+        /// Why, in the plugin's words.
         reason: String,
+        /// The earliest next attempt the plugin asked for; the host's backoff when `None`.
         after: Option<Duration>,
     },
     /// The plugin said retrying cannot help.
@@ -117,6 +120,7 @@ pub enum Outcome {
 /// The result of running a plugin once.
 #[derive(Clone, Debug)]
 pub struct Invocation {
+    /// How it ended.
     pub outcome: Outcome,
     /// The plugin's log lines and captured output, capped.
     pub logs: Vec<LogLine>,
