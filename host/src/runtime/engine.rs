@@ -88,6 +88,9 @@ fn pool(options: &EngineOptions) -> PoolingAllocationConfig {
         .total_memories(n)
         .total_stacks(n)
         .max_memories_per_component(limits::MAX_MEMORIES as u32)
+        // Multi-memory core modules exist (and are how a plugin spreads its allocations); the
+        // pool's default of one memory per module would refuse them at instantiation.
+        .max_memories_per_module(limits::MAX_MEMORIES as u32)
         .max_tables_per_component(limits::MAX_TABLES as u32)
         .max_core_instances_per_component(limits::MAX_INSTANCES as u32)
         .table_elements(limits::MAX_TABLE_ELEMENTS)
