@@ -67,7 +67,7 @@ fn done_key(delivery: &Delivery) -> String {
 /// be one path segment of a HighLevel id's alphabet before it goes into a path (the host checks
 /// paths too; this makes a bad payload a clear, permanent failure).
 fn tag_request(id: &str, tag: &str) -> Result<api::Request, HandlerError> {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !is_highlevel_id(id) {
         return Err(HandlerError::fail(format!(
             "contact id {id:?} is not a HighLevel id"
         )));
@@ -76,6 +76,15 @@ fn tag_request(id: &str, tag: &str) -> Result<api::Request, HandlerError> {
         return Err(HandlerError::fail("config: `tag` is empty"));
     }
     Ok(api::post(API, format!("/contacts/{id}/tags")).json(&AddTags { tags: [tag] }))
+}
+
+/// HighLevel ids are short runs of ASCII letters and digits; `-` and `_` are allowed for
+/// safety margin. Nothing that could change a path's meaning (`/`, `.`, `%`, `?`) passes.
+fn is_highlevel_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[cfg(test)]
