@@ -6,7 +6,7 @@
 //! without plumbing a registry), so the recorder is installed once per process and shared by
 //! every server the process runs (tests run several).
 
-use std::sync::OnceLock;
+use std::{io::IsTerminal, sync::OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -22,7 +22,12 @@ pub fn init_logging(config: &TelemetryConfig) -> bool {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.log_format {
         LogFormat::Human => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    // Colour only for a person at a terminal, never into files or pipes.
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

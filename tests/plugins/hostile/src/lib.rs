@@ -16,6 +16,7 @@
 //! | `socket` | TCP connect to `addr` | fail if it connects |
 //! | `kv-write` | sets `key` = `value` | ok |
 //! | `kv-read` | reads `key` | fail `visible: <value>` if present |
+//! | `kv-probe` | reads `key`; if absent, writes the event's tenant under it | fail `visible: <value>` if present |
 //! | `denied-path` | `GET <path>` on api `fake` | ok only if denied |
 //! | `ok` | nothing | ok |
 //! | `echo` | logs the event kind and tenant | ok |
@@ -53,6 +54,7 @@ impl Handler for Hostile {
             "socket" => socket(),
             "kv-write" => kv_write(),
             "kv-read" => kv_read(),
+            "kv-probe" => kv_probe(&event),
             "denied-path" => denied_path(),
             "ok" => Ok(()),
             "echo" => echo(&event),
@@ -195,6 +197,15 @@ fn kv_read() -> Result<(), HandlerError> {
         ))),
         None => Ok(()),
     }
+}
+
+/// Reads `key`; fails with what it saw if anything was there, else writes the event's tenant, so
+/// a second event of the same tenant sees it (the control) and other scopes must not.
+fn kv_probe(event: &Event) -> Result<(), HandlerError> {
+    kv_read()?;
+    let key = config::require("key")?;
+    kv::set(&key, event.tenant().as_bytes())?;
+    Ok(())
 }
 
 /// Calls config `path` on api `fake`; the host must refuse it before sending anything.
