@@ -15,4 +15,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use wasmhook::plugin::{api, config, kv, log, types};
+// `self::` because the generated module shares its name with this crate.
+pub use self::wasmhook::plugin::{api, config, kv, log, types};
