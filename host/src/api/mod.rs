@@ -20,10 +20,10 @@
 //! Quota deferrals: when a call ends with [`ApiError::BudgetExhausted`] because the API said
 //! the tenant must wait (daily quota spent, or a 429 asking for longer than a delivery may
 //! sleep), [`ApiClient::upstream_wait`] returns that wait for the (api, tenant) until it has
-//! passed. The runtime asks it after a `BudgetExhausted` (and the dispatcher may ask it before
-//! running a delivery): `Some(wait)` means "defer the delivery by `wait` without spending an
-//! attempt"; None means the budget ran out for ordinary reasons (retries, pacing) and the
-//! attempt counts.
+//! passed. The runtime asks [`ApiClient::quota_deferral`] with the error it got (the dispatcher
+//! may ask `upstream_wait` before running a delivery at all): `Some(wait)` means "defer the
+//! delivery by `wait` without spending an attempt"; None means the budget ran out for ordinary
+//! reasons (retries, pacing) and the attempt counts.
 
 pub mod auth;
 mod batch;
@@ -308,6 +308,21 @@ impl ApiClient {
     /// attempt.
     pub fn upstream_wait(&self, api: &ApiName, tenant: &TenantId) -> Option<Duration> {
         self.inner.upstream_wait(api, tenant)
+    }
+
+    /// Whether `error`, returned by a call of `tenant` on `api`, is a quota deferral: a
+    /// `BudgetExhausted` while the API has told the tenant to wait. `Some(wait)`: defer the
+    /// delivery by `wait` without spending an attempt. None: an ordinary outcome.
+    pub fn quota_deferral(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        error: &ApiError,
+    ) -> Option<Duration> {
+        match error {
+            ApiError::BudgetExhausted { .. } => self.upstream_wait(api, tenant),
+            _ => None,
+        }
     }
 }
 

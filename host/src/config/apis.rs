@@ -530,7 +530,11 @@ invalidate_on = ["OpportunityCreate"]
         assert_eq!(a.page_limit, DEFAULT_PAGE_LIMIT);
         assert_eq!(a.max_pages, DEFAULT_MAX_PAGES);
         assert_eq!(a.cache_max, DEFAULT_CACHE_MAX);
-        assert_eq!(a.cache, default_cache_rules(), "the example spells out the defaults");
+        assert_eq!(
+            a.cache,
+            default_cache_rules(),
+            "the example spells out the defaults"
+        );
         assert_eq!(a.list_limit("/contacts"), Some(100));
         assert_eq!(a.list_limit("/conversations/c1/messages"), Some(100));
     }

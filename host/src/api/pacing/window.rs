@@ -249,10 +249,11 @@ impl Window {
     pub fn take(&mut self, now: Instant) {
         self.in_flight += 1;
         self.last_used = now;
-        if self.daily_limit().is_some() || self.day_ends.is_some() {
+        // Counted only while a daily limit is known, so a count never spans more than one day.
+        if self.daily_limit().is_some() {
             self.day_ends.get_or_insert(now + DAY);
+            self.daily_used = self.daily_used.saturating_add(1);
         }
-        self.daily_used = self.daily_used.saturating_add(1);
     }
 
     /// The request holding a slot ended: answered with `feedback`, or without an answer (a

@@ -215,6 +215,26 @@ fn the_daily_quota_is_counted_and_corrected() {
 }
 
 #[test]
+fn requests_before_a_daily_limit_is_known_are_not_held_against_it() {
+    let t0 = Instant::now();
+    let mut w = Window::new(None, t0);
+    for _ in 0..1000 {
+        round_trip(&mut w, t0, &ok());
+    }
+    round_trip(
+        &mut w,
+        t0,
+        &with(ServerReport {
+            daily_limit: Some(500),
+            daily_remaining: Some(490),
+            ..ServerReport::default()
+        }),
+    );
+    assert_eq!(w.daily_used, 10);
+    assert_eq!(w.ready(t0), Ready::Now);
+}
+
+#[test]
 fn a_spent_daily_quota_lasts_what_the_server_says() {
     let t0 = Instant::now();
     let mut w = Window::new(None, t0);

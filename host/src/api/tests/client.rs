@@ -498,6 +498,11 @@ async fn a_wait_past_the_deadline_returns_budget_exhausted() {
     };
     assert!((3600..=4400).contains(&retry_after_ms), "{retry_after_ms}");
     assert_eq!(fake.seen().len(), 3);
+    // Out of delivery time, not told to wait by the API: the attempt counts.
+    assert_eq!(
+        client.quota_deferral(&ApiName::new("hl"), &TenantId::new("loc1"), &err),
+        None
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -530,6 +535,14 @@ async fn an_exhausted_daily_quota_defers_the_delivery() {
         Some(Duration::from_secs(3600))
     );
     assert_eq!(client.upstream_wait(&api, &TenantId::new("loc2")), None);
+    assert_eq!(
+        client.quota_deferral(&api, &tenant, &err),
+        Some(Duration::from_secs(3600))
+    );
+    assert_eq!(
+        client.quota_deferral(&api, &tenant, &ApiError::Timeout),
+        None
+    );
     // Further calls of that tenant are deferred without reaching the API.
     let err = client
         .send(&ctx(Duration::from_secs(60)), get("/contacts/c2"))
