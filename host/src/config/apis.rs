@@ -42,6 +42,7 @@ const MAX_MAX_PAGES: u32 = 100_000;
 /// `[apis.<name>]`: an upstream API plugins may call through the host.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
+    /// The API's name: the `<name>` in `[apis.<name>]`, in requests and in manifests.
     pub name: ApiName,
     /// Every request goes to this origin; plugins only choose the path.
     pub base_url: reqwest::Url,
