@@ -8,8 +8,9 @@ use std::{
 };
 
 use super::{
-    AdminConfig, ApiConfig, Config, ConfigError, HighLevelConfig, LogFormat, PluginsConfig,
-    Problem, SchemeConfig, ServerConfig, SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
+    AdminConfig, Config, ConfigError, HighLevelConfig, LogFormat, PluginsConfig, Problem,
+    SchemeConfig, ServerConfig, SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
+    apis::validate_api,
     raw::{RawConfig, RawHighLevel, RawPublicKey, RawSecret, RawSource},
     units::{parse_duration, parse_size},
 };
@@ -23,20 +24,25 @@ const HIGHLEVEL_ED25519_PEM: &str = include_str!("../sources/keys/ed25519-public
 const HIGHLEVEL_RSA_PEM: &str = include_str!("../sources/keys/rsa-public-key.pem");
 
 /// Collects problems while reading fields.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     base: &'a Path,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             field: field.into(),
             message: message.into(),
         });
     }
 
-    fn duration(&mut self, field: &str, value: Option<&str>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        default: Duration,
+    ) -> Duration {
         match value.map(parse_duration) {
             None => default,
             Some(Ok(d)) => d,
@@ -47,7 +53,7 @@ impl Checker<'_> {
         }
     }
 
-    fn size(&mut self, field: &str, value: Option<&str>, default: u64) -> u64 {
+    pub(super) fn size(&mut self, field: &str, value: Option<&str>, default: u64) -> u64 {
         match value.map(parse_size) {
             None => default,
             Some(Ok(s)) => s,
@@ -77,7 +83,7 @@ impl Checker<'_> {
         }
     }
 
-    fn secret(&mut self, field: &str, raw: Option<RawSecret>) -> Option<SecretRef> {
+    pub(super) fn secret(&mut self, field: &str, raw: Option<RawSecret>) -> Option<SecretRef> {
         match raw? {
             RawSecret::Inline(_) => {
                 self.problem(
@@ -285,7 +291,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -372,110 +378,5 @@ fn validate_highlevel(c: &mut Checker, field: &str, hl: RawHighLevel) -> Option<
             max_age,
             require_timestamp: hl.require_timestamp.unwrap_or(false),
         }),
-    })
-}
-
-fn validate_api(c: &mut Checker, name: &str, api: super::raw::RawApi) -> Option<ApiConfig> {
-    let field = format!("apis.{name}");
-    if !valid_name(name) {
-        c.problem(&field, "API names must be 1-64 of a-z, 0-9, `-`, `_`");
-    }
-    // Checked before base_url so one run reports both.
-    let token = c.secret(&format!("{field}.token"), api.token);
-    let base_url = match api.base_url.as_deref().map(reqwest::Url::parse) {
-        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-            if url.query().is_some() || url.fragment().is_some() {
-                c.problem(
-                    format!("{field}.base_url"),
-                    "must not carry a query or fragment",
-                );
-            }
-            url
-        }
-        Some(_) => {
-            c.problem(
-                format!("{field}.base_url"),
-                "not an http(s) URL; write e.g. \"https://services.leadconnectorhq.com\"",
-            );
-            return None;
-        }
-        None => {
-            c.problem(
-                format!("{field}.base_url"),
-                "required: the API's origin, e.g. \"https://services.leadconnectorhq.com\"",
-            );
-            return None;
-        }
-    };
-    let idempotency_header = api.idempotency_header.and_then(|h| {
-        http::HeaderName::try_from(h.as_str())
-            .map_err(|_| {
-                c.problem(
-                    format!("{field}.idempotency_header"),
-                    format!("`{h}` is not a valid header name"),
-                )
-            })
-            .ok()
-    });
-    let mut versions: Vec<(String, String)> = api
-        .versions
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(prefix, _)| {
-            let ok = prefix.starts_with('/');
-            if !ok {
-                c.problem(
-                    format!("{field}.versions"),
-                    format!("prefix `{prefix}` must start with `/`"),
-                );
-            }
-            ok
-        })
-        .collect();
-    // Longest prefix first, so `version_for` can take the first match.
-    versions.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-    let allowed_headers = api
-        .allowed_headers
-        .unwrap_or_else(|| vec!["content-type".into(), "accept".into()])
-        .into_iter()
-        .filter_map(|h| {
-            let lower = h.to_ascii_lowercase();
-            if matches!(
-                lower.as_str(),
-                "authorization" | "host" | "version" | "cookie"
-            ) {
-                c.problem(
-                    format!("{field}.allowed_headers"),
-                    format!("`{h}` is set by the host and cannot be granted to plugins"),
-                );
-                return None;
-            }
-            http::HeaderName::try_from(lower.as_str())
-                .map_err(|_| {
-                    c.problem(
-                        format!("{field}.allowed_headers"),
-                        format!("`{h}` is not a valid header name"),
-                    )
-                })
-                .ok()
-        })
-        .collect();
-    Some(ApiConfig {
-        name: ApiName::new(name),
-        base_url,
-        token,
-        idempotency_header,
-        versions,
-        request_timeout: c.duration(
-            &format!("{field}.request_timeout"),
-            api.request_timeout.as_deref(),
-            Duration::from_secs(15),
-        ),
-        max_response: c.size(
-            &format!("{field}.max_response"),
-            api.max_response.as_deref(),
-            4 << 20,
-        ) as usize,
-        allowed_headers,
     })
 }
