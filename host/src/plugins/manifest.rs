@@ -20,6 +20,12 @@ pub struct Manifest {
     pub max_attempts: u32,
     /// API calls allowed per attempt. Default 50.
     pub max_api_calls: u32,
+    /// Deliveries of this plugin running at once (within the global `plugins.workers`).
+    /// Default 4.
+    pub concurrency: u32,
+    /// JSON pointer into the payload (e.g. `/contactId`): deliveries with the same value run
+    /// one at a time, in arrival order. None: no ordering.
+    pub ordering_key: Option<String>,
     pub capabilities: Capabilities,
     /// The `[config]` table, as JSON.
     pub config: serde_json::Map<String, serde_json::Value>,
