@@ -205,7 +205,14 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "{:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>14} {:>7}",
-        "senders", "requests", "webhooks/s", "p50 ms", "p99 ms", "p99.9 ms", "sqlite rows/s", "ratio"
+        "senders",
+        "requests",
+        "webhooks/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "sqlite rows/s",
+        "ratio"
     );
     for (round, senders) in LEVELS.into_iter().enumerate() {
         let n = requests_at(senders, quick);

@@ -250,4 +250,3 @@ fn is_core_module(wasm: &[u8]) -> bool {
     // Header: `\0asm`, then a 16-bit version and a 16-bit layer, little-endian.
     wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[6..8] == [0, 0]
 }
-
