@@ -32,16 +32,22 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(clap::Args, Debug, Clone)]
 pub struct Target {
     /// The server's config file, read for `[admin] listen` and `[admin] token`.
-    #[arg(long, short, default_value = "wasmhook.toml", env = "WASMHOOK_CONFIG")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "wasmhook.toml",
+        env = "WASMHOOK_CONFIG"
+    )]
     pub config: PathBuf,
     /// The admin listener's base URL, e.g. `http://127.0.0.1:9090` (overrides the config).
-    #[arg(long, env = "WASMHOOK_ADMIN_URL")]
+    #[arg(long, global = true, env = "WASMHOOK_ADMIN_URL")]
     pub admin_url: Option<String>,
     /// A file holding the admin token (when `WASMHOOK_ADMIN_TOKEN` is not set).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub token_file: Option<PathBuf>,
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 

@@ -321,6 +321,16 @@ token = "plain-text-token"
     }
 
     #[test]
+    fn a_replay_window_longer_than_retention_is_refused() {
+        let msg = problems(
+            "[storage]\nretention = \"1h\"\n[[sources]]\nname = \"hl\"\nscheme = \"highlevel\"\n\
+             app_id = \"a\"\nmax_age = \"2h\"\n",
+        );
+        assert!(msg.contains("sources[0].max_age"), "{msg}");
+        assert!(msg.contains("storage.retention"), "{msg}");
+    }
+
+    #[test]
     fn an_unknown_scheme_is_named() {
         let msg = problems("[[sources]]\nname = \"x\"\nscheme = \"carrier-pigeon\"\n");
         assert!(msg.contains("carrier-pigeon"), "{msg}");

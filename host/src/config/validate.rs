@@ -283,6 +283,23 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         }
     }
 
+    // A redelivery the sources still accept must still find its event to be recognised: the
+    // replay window of every source ends inside the retention window.
+    for (i, source) in sources.iter().enumerate() {
+        let SchemeConfig::HighLevel(hl) = &source.scheme;
+        if hl.max_age >= storage.retention {
+            c.problem(
+                format!("sources[{i}].max_age"),
+                format!(
+                    "{} is not shorter than storage.retention ({}): a redelivery accepted after \
+                     its event was deleted would run again; shorten max_age or lengthen retention",
+                    humantime::format_duration(hl.max_age),
+                    humantime::format_duration(storage.retention)
+                ),
+            );
+        }
+    }
+
     if c.problems.is_empty() {
         Ok(Config {
             path: path.to_path_buf(),
