@@ -408,20 +408,12 @@ pub trait Store: Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Behaviour a backend is opened with (from `[storage]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Behaviour a backend is opened with (from `[storage]`). The default drops payloads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Keep payloads after every delivery succeeded. Default false: data minimisation drops
     /// them, keeping what dedup needs (HighLevel's guide asks to store only what is needed).
     pub keep_payloads: bool,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            keep_payloads: false,
-        }
-    }
 }
 
 /// The store the host holds: one variant per backend.

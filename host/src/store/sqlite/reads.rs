@@ -227,15 +227,18 @@ pub(super) fn event_info(
     Ok(info)
 }
 
+/// An event's key: (source, id).
+pub(super) type EventKey = (String, String);
+
 /// One page of a tenant's events after `after` (source, id order): the keys of those whose
 /// payload names `contact`, and the last key seen (None when the scan is done).
 pub(super) fn events_naming_contact(
     conn: &Connection,
     tenant: &TenantId,
     contact: &str,
-    after: Option<(String, String)>,
+    after: Option<EventKey>,
     page: usize,
-) -> Result<(Vec<(String, String)>, Option<(String, String)>), StoreError> {
+) -> Result<(Vec<EventKey>, Option<EventKey>), StoreError> {
     let (after_source, after_id) = after.unwrap_or_default();
     let rows: Vec<(String, String, String, Vec<u8>)> = conn
         .prepare_cached(
