@@ -349,3 +349,147 @@ fn store_error(e: StoreError) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{
+        ids::SourceName,
+        store::{NewDelivery, NewEvent, sqlite::SqliteStore},
+    };
+
+    const TOKEN: &str = "admin-unit-token";
+
+    async fn state(dir: &std::path::Path) -> AdminState {
+        AdminState {
+            store: AnyStore::Sqlite(SqliteStore::open(&dir.join("s.db")).await.unwrap()),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            token: Some(Arc::new(Secret::new(TOKEN))),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    async fn call(
+        state: &AdminState,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = axum::http::Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = router(state.clone())
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admin_calls_need_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let (status, body) = call(&state, "GET", "/admin/deliveries", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "bad_token");
+        let (status, _) = call(&state, "GET", "/admin/deliveries", Some("wrong"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) = call(&state, "GET", "/admin/deliveries", Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, serde_json::json!([]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancel_replay_purge_and_erase_answer_with_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let event = NewEvent {
+            source: SourceName::new("highlevel"),
+            id: EventId::new("e1"),
+            kind: "ContactCreate".into(),
+            tenant: TenantId::new("loc-1"),
+            received_at_ms: crate::ids::now_ms(),
+            payload: br#"{"contactId":"c-1"}"#.to_vec(),
+        };
+        let delivery = NewDelivery::new(PluginName::new("p"), 1);
+        let ids = match state.store.ingest(event, vec![delivery]).await.unwrap() {
+            crate::store::IngestOutcome::Inserted { deliveries } => deliveries,
+            other => panic!("{other:?}"),
+        };
+        let uri = format!("/admin/deliveries/{}/replay", ids[0]);
+        let (status, body) = call(&state, "POST", &uri, Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "a pending delivery: {body}");
+        assert_eq!(body["error"]["code"], "wrong_state");
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/admin/deliveries/nope/replay",
+            Some(TOKEN),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+        let uri = format!("/admin/deliveries/{}", ids[0]);
+        let (status, body) = call(&state, "DELETE", &uri, Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _) = call(&state, "GET", &uri, Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "cancelled means deleted");
+
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/admin/replay",
+            Some(TOKEN),
+            Some(serde_json::json!({"plugin": "p", "rate_per_sec": 0})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/admin/replay",
+            Some(TOKEN),
+            Some(serde_json::json!({"plugin": "p"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["replayed"], 0);
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/admin/purge",
+            Some(TOKEN),
+            Some(serde_json::json!({})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["deliveries"], 0);
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/admin/erase",
+            Some(TOKEN),
+            Some(serde_json::json!({"tenant": "loc-1"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["events"], 1);
+    }
+}

@@ -6,7 +6,7 @@
 //! without plumbing a registry), so the recorder is installed once per process and shared by
 //! every server the process runs (tests run several).
 
-use std::sync::OnceLock;
+use std::{io::IsTerminal, sync::OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -21,8 +21,14 @@ pub fn init_logging(config: &TelemetryConfig) -> bool {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.log_format {
+        // Colours only on a terminal: escape codes in a log file or a pipe (systemd, a test's
+        // child process) garble every `key=value` for the tools that read it.
         LogFormat::Human => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
