@@ -171,6 +171,8 @@ fn config(dir: &std::path::Path, key: &SigningKey) -> anyhow::Result<std::path::
          [[sources]]\nname = \"highlevel\"\nscheme = \"highlevel\"\napp_id = \"{APP_ID}\"\n\
          ed25519_keys = [{{ pem = \"\"\"\n{pem}\"\"\" }}]\n"
     );
+    // No plugins: this measures ingest alone (verify + durable commit + answer).
+    std::fs::create_dir_all(dir.join("plugins"))?;
     let path = dir.join("wasmhook.toml");
     std::fs::write(&path, text)?;
     Ok(path)

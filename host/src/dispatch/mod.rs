@@ -35,7 +35,7 @@ use tokio::{
 use crate::{
     config::PluginsConfig,
     ids::{PluginName, now_ms},
-    plugins::{PluginSet, SharedPlugins},
+    plugins::{Manifest, SharedPlugins},
     runtime::Runtime,
     store::{AnyStore, ClaimRequest, PluginSlots, Store},
 };
@@ -126,16 +126,15 @@ impl Dispatcher {
     }
 }
 
-/// Each loaded plugin's free slots and lease, starting at `rotation` (mod the plugin count).
-fn slots(
-    set: &PluginSet,
+/// Each plugin's free slots (its `concurrency` minus its running deliveries) and lease, for
+/// those with room, starting at `rotation` (mod their count).
+fn slots<'a>(
+    manifests: impl Iterator<Item = &'a Manifest>,
     running: &HashMap<PluginName, usize>,
     rotation: usize,
 ) -> Vec<PluginSlots> {
-    let mut all: Vec<PluginSlots> = set
-        .iter()
-        .filter_map(|plugin| {
-            let manifest = &plugin.manifest;
+    let mut all: Vec<PluginSlots> = manifests
+        .filter_map(|manifest| {
             let busy = running.get(&manifest.name).copied().unwrap_or(0);
             let free = (manifest.concurrency as usize).saturating_sub(busy);
             (free > 0).then(|| PluginSlots {
@@ -173,7 +172,8 @@ async fn dispatch_loop(deps: Deps, inflight: InFlight, mut stop: watch::Receiver
         }
         let room = workers.saturating_sub(running.len()).min(MAX_CLAIM_BATCH);
         if room > 0 {
-            let slots = slots(&deps.plugins.current(), &per_plugin, rotation);
+            let set = deps.plugins.current();
+            let slots = slots(set.iter().map(|p| &p.manifest), &per_plugin, rotation);
             rotation = rotation.wrapping_add(1);
             if !slots.is_empty() {
                 match deps
@@ -213,4 +213,33 @@ async fn dispatch_loop(deps: Deps, inflight: InFlight, mut stop: watch::Receiver
     }
     // Stop claiming; let what runs finish (the caller bounds this by the grace period).
     while running.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::test_support::manifest;
+
+    #[test]
+    fn slots_leave_out_full_plugins_and_rotate() {
+        let a = manifest("a", "concurrency = 2\ntimeout = \"1s\"");
+        let b = manifest("b", "concurrency = 1");
+        let c = manifest("c", "");
+        let running = HashMap::from([(PluginName::new("a"), 1), (PluginName::new("b"), 1)]);
+        let got = slots([&a, &b, &c].into_iter(), &running, 0);
+        let names: Vec<(&str, usize)> = got.iter().map(|s| (s.plugin.as_str(), s.free)).collect();
+        assert_eq!(
+            names,
+            vec![("a", 1), ("c", 4)],
+            "b is full; c has the default 4"
+        );
+        assert_eq!(got[0].lease, Duration::from_secs(1) + LEASE_MARGIN);
+        let rotated = slots([&a, &b, &c].into_iter(), &running, 1);
+        assert_eq!(
+            rotated[0].plugin.as_str(),
+            "c",
+            "the next claim starts elsewhere"
+        );
+        assert!(slots(std::iter::empty(), &running, 3).is_empty());
+    }
 }
