@@ -12,8 +12,6 @@
 //! }
 //! ```
 
-use serde::Serialize;
-
 use super::{Error, Request, Response, post, wit};
 
 /// Sends a GET through the host's reference-data cache: a fresh answer to the same request for
@@ -86,21 +84,6 @@ impl TagAction {
     }
 }
 
-/// The body of `POST /contacts/bulk/tags/update/{type}`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BulkTags<'a, C: AsRef<str>, T: AsRef<str>> {
-    location_id: &'a str,
-    #[serde(serialize_with = "as_strs")]
-    ids: &'a [C],
-    #[serde(serialize_with = "as_strs")]
-    tags: &'a [T],
-}
-
-fn as_strs<S: serde::Serializer, V: AsRef<str>>(values: &&[V], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(values.iter().map(AsRef::as_ref))
-}
-
 /// One `POST /contacts/bulk/tags/update/{add|remove}` on API `api` that adds or removes `tags`
 /// on all `contacts` of `location_id` (the event's tenant) — one call instead of one per
 /// contact. Send it with [`Request::send`]; the manifest must allow
@@ -113,15 +96,14 @@ pub fn bulk_tags<C: AsRef<str>, T: AsRef<str>>(
     tags: &[T],
     action: TagAction,
 ) -> Request {
+    // Built with `json!`: the SDK depends on serde without its derive macros.
+    let ids: Vec<&str> = contacts.iter().map(AsRef::as_ref).collect();
+    let tags: Vec<&str> = tags.iter().map(AsRef::as_ref).collect();
     post(
         api,
         format!("/contacts/bulk/tags/update/{}", action.as_str()),
     )
-    .json(&BulkTags {
-        location_id,
-        ids: contacts,
-        tags,
-    })
+    .json(&serde_json::json!({ "locationId": location_id, "ids": ids, "tags": tags }))
 }
 
 #[cfg(test)]
