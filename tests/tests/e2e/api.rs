@@ -68,18 +68,24 @@ async fn pipeline_sync_reads_pipelines_once_searches_with_filters_and_tags_in_on
         let (webhook_id, body) = opportunity_update();
         let response = server.post_highlevel(&signer, &body).await;
         assert_eq!(response.status(), 200);
-        let delivery = server
-            .wait_final(&webhook_id, "pipeline-sync", FINAL)
-            .await;
+        let delivery = server.wait_final(&webhook_id, "pipeline-sync", FINAL).await;
         assert_eq!(delivery.state, DeliveryState::Succeeded, "{delivery:#?}");
         delivery_ids.push(delivery.id);
     }
 
     let reads = fake.requests_to("/opportunities/pipelines");
-    assert_eq!(reads.len(), 1, "one cached pipelines read for two events: {reads:#?}");
+    assert_eq!(
+        reads.len(),
+        1,
+        "one cached pipelines read for two events: {reads:#?}"
+    );
 
     let searches = fake.requests_to("/contacts/search");
-    assert_eq!(searches.len(), 2, "one short search page per event: {searches:#?}");
+    assert_eq!(
+        searches.len(),
+        2,
+        "one short search page per event: {searches:#?}"
+    );
     let search = searches[0].json();
     assert_eq!(search["locationId"], LOCATION);
     assert_eq!(
@@ -108,4 +114,20 @@ async fn pipeline_sync_reads_pipelines_once_searches_with_filters_and_tags_in_on
             Some(format!("Bearer {API_TOKEN}").as_str())
         );
     }
+}
+
+#[tokio::test]
+async fn a_plugin_built_against_the_frozen_0_1_0_contract_still_runs() {
+    let signer = HighLevelSigner::new();
+    let fake = FakeApi::start().await;
+    let wasm = rust_plugin("frozen-v010");
+    let manifest = "name = \"frozen-v010\"\nevents = [\"highlevel:ContactCreate\"]\n\
+                    max_attempts = 1\nmax_api_calls = 1\n\n\
+                    [capabilities.api.fake]\nallow = [\"GET /allowed/*\"]\n";
+    let server = server_with(&signer, &fake, |b| b.plugin("frozen-v010", &wasm, manifest)).await;
+    let (webhook_id, body) = crate::common::contact_create();
+    assert_eq!(server.post_highlevel(&signer, &body).await.status(), 200);
+    let delivery = server.wait_final(&webhook_id, "frozen-v010", FINAL).await;
+    assert_eq!(delivery.state, DeliveryState::Succeeded, "{delivery:#?}");
+    assert_eq!(fake.requests_to("/allowed/frozen").len(), 1);
 }
