@@ -8,35 +8,34 @@ use std::{
 };
 
 use super::{
-    AdminConfig, ApiConfig, Config, ConfigError, HighLevelConfig, LogFormat, PluginsConfig,
-    Problem, SchemeConfig, ServerConfig, SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
-    raw::{RawConfig, RawHighLevel, RawPublicKey, RawSecret, RawSource},
+    AdminConfig, ApiConfig, Config, ConfigError, LogFormat, PluginsConfig, Problem, ServerConfig,
+    SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
+    raw::{RawConfig, RawPublicKey, RawSecret},
     units::{parse_duration, parse_size},
+    validate_sources::{check_replay_windows, valid_name, validate_source, validate_tls},
 };
-use crate::{
-    ids::{ApiName, SourceName},
-    secret::SecretRef,
-};
-
-/// HighLevel's published webhook keys, used when a `highlevel` source configures none.
-const HIGHLEVEL_ED25519_PEM: &str = include_str!("../sources/keys/ed25519-public-key.pem");
-const HIGHLEVEL_RSA_PEM: &str = include_str!("../sources/keys/rsa-public-key.pem");
+use crate::{ids::ApiName, secret::SecretRef};
 
 /// Collects problems while reading fields.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     base: &'a Path,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             field: field.into(),
             message: message.into(),
         });
     }
 
-    fn duration(&mut self, field: &str, value: Option<&str>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        default: Duration,
+    ) -> Duration {
         match value.map(parse_duration) {
             None => default,
             Some(Ok(d)) => d,
@@ -69,7 +68,7 @@ impl Checker<'_> {
         })
     }
 
-    fn path(&self, p: &Path) -> PathBuf {
+    pub(super) fn path(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
@@ -78,7 +77,13 @@ impl Checker<'_> {
     }
 
     fn secret(&mut self, field: &str, raw: Option<RawSecret>) -> Option<SecretRef> {
-        match raw? {
+        self.secret_ref(field, &raw?)
+    }
+
+    /// A secret reference, or a problem when the secret is written inline or names neither or
+    /// both of `env` and `file`. The inline value is never repeated in the message.
+    pub(super) fn secret_ref(&mut self, field: &str, raw: &RawSecret) -> Option<SecretRef> {
+        match raw {
             RawSecret::Inline(_) => {
                 self.problem(
                     field,
@@ -86,9 +91,9 @@ impl Checker<'_> {
                 );
                 None
             }
-            RawSecret::Ref(r) => match (r.env, r.file) {
-                (Some(env), None) if !env.is_empty() => Some(SecretRef::Env(env)),
-                (None, Some(file)) => Some(SecretRef::File(self.path(&file))),
+            RawSecret::Ref(r) => match (&r.env, &r.file) {
+                (Some(env), None) if !env.is_empty() => Some(SecretRef::Env(env.clone())),
+                (None, Some(file)) => Some(SecretRef::File(self.path(file))),
                 _ => {
                     self.problem(field, "give exactly one of `env` or `file`");
                     None
@@ -97,7 +102,7 @@ impl Checker<'_> {
         }
     }
 
-    fn pem(&mut self, field: &str, key: RawPublicKey) -> Option<String> {
+    pub(super) fn pem(&mut self, field: &str, key: RawPublicKey) -> Option<String> {
         match (key.pem, key.file) {
             (Some(pem), None) => Some(pem),
             (None, Some(file)) => {
@@ -152,10 +157,15 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             Duration::from_secs(10),
         ),
         max_concurrent_requests: raw.server.max_concurrent_requests.unwrap_or(1024),
+        tls: None,
     };
     if server.max_concurrent_requests == 0 {
         c.problem("server.max_concurrent_requests", "must be at least 1");
     }
+    let server = ServerConfig {
+        tls: validate_tls(&mut c, raw.server.tls),
+        ..server
+    };
 
     let admin = AdminConfig {
         listen: c.addr(
@@ -242,29 +252,28 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
 
     let mut sources: Vec<SourceConfig> = Vec::new();
     for (i, raw_source) in raw.sources.into_iter().enumerate() {
-        let RawSource::Highlevel(hl) = raw_source;
         let field = format!("sources[{i}]");
-        if let Some(source) = validate_highlevel(&mut c, &field, hl) {
-            if sources.iter().any(|s| s.name == source.name) {
-                c.problem(
-                    format!("{field}.name"),
-                    format!(
-                        "`{}` is used by another source; names must be unique",
-                        source.name
-                    ),
-                );
-            }
-            if let Some(api) = &source.api
-                && !apis.contains_key(api)
-            {
-                c.problem(
-                    format!("{field}.api"),
-                    format!("no [apis.{api}] is configured; add it or remove this field"),
-                );
-            }
-            sources.push(source);
+        let source = validate_source(&mut c, &field, raw_source);
+        if sources.iter().any(|s| s.name == source.name) {
+            c.problem(
+                format!("{field}.name"),
+                format!(
+                    "`{}` is used by another source; names must be unique",
+                    source.name
+                ),
+            );
         }
+        if let Some(api) = &source.api
+            && !apis.contains_key(api)
+        {
+            c.problem(
+                format!("{field}.api"),
+                format!("no [apis.{api}] is configured; add it or remove this field"),
+            );
+        }
+        sources.push(source);
     }
+    check_replay_windows(&mut c, &sources, storage.retention);
 
     if c.problems.is_empty() {
         Ok(Config {
@@ -283,96 +292,6 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             problems: c.problems,
         })
     }
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-fn validate_highlevel(c: &mut Checker, field: &str, hl: RawHighLevel) -> Option<SourceConfig> {
-    if !valid_name(&hl.name) {
-        c.problem(
-            format!("{field}.name"),
-            format!(
-                "`{}` must be 1-64 of a-z, 0-9, `-`, `_` (it is used in URLs)",
-                hl.name
-            ),
-        );
-    }
-    let app_id = hl.app_id.unwrap_or_default();
-    if app_id.is_empty() {
-        c.problem(
-            format!("{field}.app_id"),
-            "required: your HighLevel app's id (HighLevel signs every app's events with one key, so events for other apps must be refused)",
-        );
-    }
-    let ed_pems = match hl.ed25519_keys {
-        None => vec![HIGHLEVEL_ED25519_PEM.to_string()],
-        Some(keys) => keys
-            .into_iter()
-            .enumerate()
-            .filter_map(|(j, k)| c.pem(&format!("{field}.ed25519_keys[{j}]"), k))
-            .collect(),
-    };
-    let rsa_pems = match hl.rsa_keys {
-        None => vec![HIGHLEVEL_RSA_PEM.to_string()],
-        Some(keys) => keys
-            .into_iter()
-            .enumerate()
-            .filter_map(|(j, k)| c.pem(&format!("{field}.rsa_keys[{j}]"), k))
-            .collect(),
-    };
-    let mut ed25519_keys = Vec::new();
-    for (j, pem) in ed_pems.iter().enumerate() {
-        use ed25519_dalek::pkcs8::DecodePublicKey;
-        match ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim()) {
-            Ok(k) => ed25519_keys.push(k),
-            Err(e) => c.problem(
-                format!("{field}.ed25519_keys[{j}]"),
-                format!("not an Ed25519 public key in PEM (`BEGIN PUBLIC KEY`): {e}"),
-            ),
-        }
-    }
-    let mut rsa_keys = Vec::new();
-    for (j, pem) in rsa_pems.iter().enumerate() {
-        use rsa::pkcs1::DecodeRsaPublicKey;
-        use rsa::pkcs8::DecodePublicKey;
-        match rsa::RsaPublicKey::from_public_key_pem(pem.trim())
-            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem.trim()))
-        {
-            Ok(k) => rsa_keys.push(k),
-            Err(e) => c.problem(
-                format!("{field}.rsa_keys[{j}]"),
-                format!("not an RSA public key in PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`): {e}"),
-            ),
-        }
-    }
-    if ed25519_keys.is_empty() && rsa_keys.is_empty() {
-        c.problem(
-            format!("{field}.ed25519_keys"),
-            "no keys: every event would be refused; remove the field to use HighLevel's published key",
-        );
-    }
-    let max_age = c.duration(
-        &format!("{field}.max_age"),
-        hl.max_age.as_deref(),
-        Duration::from_secs(72 * 3600),
-    );
-    Some(SourceConfig {
-        name: SourceName::new(hl.name),
-        api: hl.api.map(ApiName::new),
-        scheme: SchemeConfig::HighLevel(HighLevelConfig {
-            app_id,
-            ed25519_keys,
-            rsa_keys,
-            max_age,
-            require_timestamp: hl.require_timestamp.unwrap_or(false),
-        }),
-    })
 }
 
 fn validate_api(c: &mut Checker, name: &str, api: super::raw::RawApi) -> Option<ApiConfig> {

@@ -13,13 +13,14 @@
 mod completion;
 mod fixtures;
 mod ingest;
+mod installations;
 mod kv;
 mod leases;
 mod listing;
 
 use std::future::Future;
 
-pub use self::{completion::*, ingest::*, kv::*, leases::*, listing::*};
+pub use self::{completion::*, ingest::*, installations::*, kv::*, leases::*, listing::*};
 use super::Store;
 
 /// Runs every check, each on a store returned by `fresh` (it must be new and empty).
@@ -49,4 +50,9 @@ where
     kv_usage_counts_key_and_value_bytes(fresh().await).await;
     kv_scopes_are_isolated(fresh().await).await;
     ping_answers(fresh().await).await;
+    an_unknown_tenant_is_refused_and_nothing_is_written(fresh().await).await;
+    install_accepts_and_uninstall_refuses_again(fresh().await).await;
+    state_changes_never_go_back_in_time(fresh().await).await;
+    a_company_installation_covers_linked_locations(fresh().await).await;
+    concurrent_installs_store_the_event_once(fresh().await).await;
 }

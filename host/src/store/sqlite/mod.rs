@@ -22,6 +22,7 @@
 //! connection and releases the lock before the drop returns; [`SqliteStore::close`] does the
 //! same explicitly from async code.
 
+mod installations;
 mod lock;
 mod reads;
 mod rows;
@@ -52,7 +53,10 @@ use super::{
     AttemptRecord, Claimed, Completion, DeliveryFilter, DeliveryRecord, IngestOutcome, KvScope,
     NewDelivery, NewEvent, Store, StoreError, StoredEvent,
 };
-use crate::ids::{DeliveryId, EventId, LeaseToken, SourceName, now_ms};
+use crate::{
+    ids::{ApiName, DeliveryId, EventId, LeaseToken, SourceName, TenantId, now_ms},
+    installations::{Gate, GatedOutcome, Installation, InstallationState},
+};
 
 /// Read connections. Reads are short point lookups; a few cover two cores with room for a slow
 /// listing, and each idle connection costs only its page cache.
@@ -311,5 +315,60 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(reads::ping).await
+    }
+
+    // Installations: bodies in `installations.rs`.
+    async fn ingest_gated(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+        gate: Gate,
+    ) -> Result<GatedOutcome, StoreError> {
+        self.ingest_gated_sqlite(event, deliveries, gate).await
+    }
+
+    async fn installation(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+    ) -> Result<Option<Installation>, StoreError> {
+        let (api, tenant) = (api.clone(), tenant.clone());
+        self.read(move |conn| installations::installation(conn, &api, &tenant))
+            .await
+    }
+
+    async fn installations(&self, api: &ApiName) -> Result<Vec<Installation>, StoreError> {
+        let api = api.clone();
+        self.read(move |conn| installations::list(conn, &api)).await
+    }
+
+    async fn set_installation_state(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        state: InstallationState,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.set_installation_state_sqlite(api, tenant, state, at_ms)
+            .await
+    }
+
+    async fn link_location(
+        &self,
+        api: &ApiName,
+        company: &TenantId,
+        location: &TenantId,
+    ) -> Result<(), StoreError> {
+        self.link_location_sqlite(api, company, location).await
+    }
+
+    async fn company_of(
+        &self,
+        api: &ApiName,
+        location: &TenantId,
+    ) -> Result<Option<TenantId>, StoreError> {
+        let (api, location) = (api.clone(), location.clone());
+        self.read(move |conn| installations::company_of(conn, &api, &location))
+            .await
     }
 }

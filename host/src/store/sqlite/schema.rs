@@ -30,10 +30,11 @@ struct Migration {
 }
 
 /// Every migration, in order. Append only.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events, deliveries, attempts, kv",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events, deliveries, attempts, kv",
+        sql: r#"
         CREATE TABLE events (
             source          TEXT    NOT NULL,
             id              TEXT    NOT NULL,
@@ -88,7 +89,35 @@ const MIGRATIONS: &[Migration] = &[Migration {
         ) WITHOUT ROWID;
         CREATE INDEX kv_expiry ON kv (expires_at_ms) WHERE expires_at_ms IS NOT NULL;
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "installations and company -> location links",
+        sql: r#"
+        CREATE TABLE installations (
+            api             TEXT    NOT NULL,
+            tenant          TEXT    NOT NULL,
+            state           TEXT    NOT NULL
+                CHECK (state IN ('pending', 'active', 'needs-reauth', 'uninstalled')),
+            -- the sender's time of the change; older changes never overwrite newer ones
+            state_at_ms     INTEGER NOT NULL,
+            created_at_ms   INTEGER NOT NULL,
+            updated_at_ms   INTEGER NOT NULL,
+            PRIMARY KEY (api, tenant)
+        ) WITHOUT ROWID;
+
+        -- A company (agency) installation covers these locations.
+        CREATE TABLE installation_links (
+            api             TEXT    NOT NULL,
+            company         TEXT    NOT NULL,
+            location        TEXT    NOT NULL,
+            created_at_ms   INTEGER NOT NULL,
+            PRIMARY KEY (api, location, company)
+        ) WITHOUT ROWID;
+        CREATE INDEX installation_links_by_company ON installation_links (api, company);
+    "#,
+    },
+];
 
 /// The newest schema version this binary knows.
 pub(super) fn latest_version() -> i64 {

@@ -62,10 +62,11 @@ pub(super) fn apply(conn: &Connection, op: Op) -> Result<Output, StoreError> {
         )
         .map(Output::Swapped),
         Op::Settings => settings(conn).map(Output::Settings),
+        Op::Installations(op) => super::installations::apply(conn, *op).map(Output::Installations),
     }
 }
 
-fn ingest(
+pub(super) fn ingest(
     conn: &Connection,
     event: NewEvent,
     deliveries: Vec<NewDelivery>,
