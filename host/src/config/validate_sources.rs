@@ -540,6 +540,41 @@ algorithm = "md5"
     }
 
     #[test]
+    fn the_commented_source_examples_in_the_example_config_parse() {
+        // Each `# [[sources]]` block of the example, uncommented up to the next blank line.
+        let example = include_str!("../../../wasmhook.example.toml");
+        let mut text = String::new();
+        let mut inside = false;
+        for line in example.lines() {
+            if line == "# [[sources]]" {
+                inside = true;
+            }
+            if inside {
+                match line.strip_prefix("# ") {
+                    Some(uncommented) => {
+                        text.push_str(uncommented);
+                        text.push('\n');
+                    }
+                    None => inside = false,
+                }
+            }
+        }
+        let config = parse(&text).unwrap();
+        let schemes: Vec<_> = config.sources.iter().map(|s| s.scheme.name()).collect();
+        assert_eq!(
+            schemes,
+            [
+                "standard-webhooks",
+                "github",
+                "stripe",
+                "shopify",
+                "slack",
+                "hmac"
+            ]
+        );
+    }
+
+    #[test]
     fn tls_files_must_be_named_and_readable() {
         let msg = parse("[server.tls]\ncert = \"missing-cert.pem\"\n").unwrap_err();
         assert!(msg.contains("server.tls.cert"), "{msg}");
