@@ -47,6 +47,9 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Install the metrics recorder before anything records: counts made before it exists are
+    // lost, and the first `/metrics` request would otherwise install it.
+    crate::telemetry::metrics();
     let store = AnyStore::open(&config.storage.url)
         .await
         .context("opening the store")?;

@@ -20,9 +20,12 @@ pub fn init_logging(config: &TelemetryConfig) -> bool {
         .or_else(|_| EnvFilter::try_new(&config.log_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
+    // Colours only on a terminal: a log file or a pipe (journald, a parent process reading the
+    // lines) must get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let result = match config.log_format {
         LogFormat::Human => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
             .try_init(),
         LogFormat::Json => registry
             .with(
