@@ -102,6 +102,21 @@ impl ChildServer {
         }
     }
 
+    /// The admin API of this server.
+    pub fn admin(&self) -> crate::Admin {
+        crate::Admin::new(self.admin)
+    }
+
+    /// Posts `body` to `/webhooks/{source}` with `headers`.
+    pub async fn post(
+        &self,
+        source: &str,
+        body: &[u8],
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
+        crate::post_webhook(&reqwest::Client::new(), self.public, source, body, headers).await
+    }
+
     /// `http://<public>/path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.public)

@@ -2,6 +2,7 @@
 //! (`TestServer`), a child-process spawner for the real binary (`ChildServer`), a recording fake
 //! API (`FakeApi`), signing helpers and the plugin builder. The tests live in `tests/tests/`.
 
+pub mod admin;
 pub mod child;
 pub mod fake_api;
 pub mod fixtures;
@@ -11,6 +12,7 @@ pub mod signing;
 
 use std::path::PathBuf;
 
+pub use admin::Admin;
 pub use child::ChildServer;
 pub use fake_api::{FakeApi, Reply};
 pub use server::{ADMIN_TOKEN, API_TOKEN, APP_ID, TestServer};
@@ -32,4 +34,22 @@ pub fn init_test_logging() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// Posts `body` to `http://<public>/webhooks/{source}` with `headers`, as a sender would.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    public: std::net::SocketAddr,
+    source: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+) -> reqwest::Response {
+    let mut req = client
+        .post(format!("http://{public}/webhooks/{source}"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    req.send().await.unwrap()
 }

@@ -1,1 +1,200 @@
-//! (being written)
+//! Plugins for the tests, built from source: the Rust example plugins (`example-plugins/`) and
+//! the test-only plugins (`tests/plugins/`), compiled for `wasm32-wasip2` into the shared
+//! `target/plugins` dir, and installed into a plugin folder as `name.wasm` + `name.toml`.
+//!
+//! Invariants: both workspaces are built at most once per test process (a `OnceLock`), and
+//! concurrent test processes are safe because cargo locks the target dir. Nothing here is
+//! committed as a binary; a failed build panics with cargo's full output.
+
+use std::{
+    ffi::OsString,
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+/// The cargo workspaces holding Rust plugins, relative to the repository root.
+const WORKSPACES: [&str; 2] = ["example-plugins", "tests/plugins"];
+
+/// The guest target: its output `.wasm` is already a component.
+const TARGET: &str = "wasm32-wasip2";
+
+/// Environment variables that would override the workspaces' `.cargo/config.toml` rustflags
+/// (and so drop the small guest stack, and rebuild everything) if the test run inherited them.
+const RUSTFLAGS_OVERRIDES: [&str; 3] = [
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+];
+
+/// The repository root (the tests crate is `<repo>/tests`).
+pub fn repo_root() -> PathBuf {
+    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+    tests_crate.parent().unwrap_or(tests_crate).to_path_buf()
+}
+
+/// Where the plugin workspaces build: `<repo>/target/plugins`.
+pub fn plugins_target_dir() -> PathBuf {
+    repo_root().join("target").join("plugins")
+}
+
+/// The component built from the Rust plugin crate `name` (e.g. `contact-tagger`, `hostile`),
+/// building every plugin workspace first if this process has not yet.
+///
+/// Panics if a build fails (with cargo's full stderr) or if no crate of that name exists.
+pub fn rust_plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let out_dir = BUILT.get_or_init(build_all);
+    let path = out_dir.join(wasm_file_name(name));
+    assert!(
+        path.is_file(),
+        "no plugin `{name}`: {} does not exist after building {WORKSPACES:?}; built: {:?}",
+        path.display(),
+        built_plugins(out_dir),
+    );
+    path
+}
+
+/// Installs a plugin into `plugins_dir` as `name.wasm` and `name.toml` (`manifest` is the TOML
+/// text), replacing any earlier version.
+///
+/// Each file is written to a temporary name and renamed into place, the component first, so a
+/// watching host never reads a half-written file and sees a complete pair once the manifest
+/// lands.
+pub fn install(plugins_dir: &Path, wasm: &Path, name: &str, manifest: &str) {
+    fs::create_dir_all(plugins_dir)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", plugins_dir.display()));
+    let bytes = fs::read(wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()));
+    write_atomically(&plugins_dir.join(format!("{name}.wasm")), &bytes);
+    write_atomically(
+        &plugins_dir.join(format!("{name}.toml")),
+        manifest.as_bytes(),
+    );
+}
+
+/// Builds every plugin workspace; returns the directory holding the `.wasm` files.
+fn build_all() -> PathBuf {
+    let root = repo_root();
+    let target_dir = plugins_target_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    for workspace in WORKSPACES {
+        let dir = root.join(workspace);
+        let mut command = Command::new(&cargo);
+        command
+            .current_dir(&dir)
+            .args(["build", "--release", "--target", TARGET, "--target-dir"])
+            .arg(&target_dir);
+        for var in RUSTFLAGS_OVERRIDES {
+            command.env_remove(var);
+        }
+        let output = command
+            .output()
+            .unwrap_or_else(|e| panic!("running {cargo:?} in {}: {e}", dir.display()));
+        assert!(
+            output.status.success(),
+            "building the plugins in {} failed ({}):\n{}",
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+        );
+    }
+    target_dir.join(TARGET).join("release")
+}
+
+/// Cargo names a cdylib after its crate with `-` replaced by `_`.
+fn wasm_file_name(crate_name: &str) -> String {
+    format!("{}.wasm", crate_name.replace('-', "_"))
+}
+
+/// The `.wasm` files in `dir`, for the error message when a name is wrong.
+fn built_plugins(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".wasm"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Writes `bytes` to `path` through a sibling temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let mut tmp_name = path.as_os_str().to_owned();
+    // Not `.wasm`/`.toml`, so a host scanning the folder ignores it.
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    fs::write(&tmp, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
+    fs::rename(&tmp, path)
+        .unwrap_or_else(|e| panic!("renaming {} into place: {e}", path.display()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Component binaries start with the wasm magic and the component-model layer version.
+    const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+    #[test]
+    fn crate_names_map_to_cargo_file_names() {
+        assert_eq!(wasm_file_name("contact-tagger"), "contact_tagger.wasm");
+        assert_eq!(wasm_file_name("hostile"), "hostile.wasm");
+    }
+
+    #[test]
+    fn every_plugin_builds_as_a_component() {
+        for name in ["contact-tagger", "hostile"] {
+            let path = rust_plugin(name);
+            let bytes = fs::read(&path).unwrap();
+            assert_eq!(
+                bytes[..8],
+                COMPONENT_HEADER,
+                "{} is not a component",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "no plugin `no-such-plugin`")]
+    fn an_unknown_plugin_names_what_was_built() {
+        rust_plugin("no-such-plugin");
+    }
+
+    #[test]
+    fn install_writes_the_pair_and_replaces_an_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        let wasm = dir.path().join("built.wasm");
+        fs::write(&wasm, b"v1").unwrap();
+        install(&plugins, &wasm, "tagger", "name = \"tagger\"\n");
+        fs::write(&wasm, b"v2").unwrap();
+        install(
+            &plugins,
+            &wasm,
+            "tagger",
+            "name = \"tagger\"\nmax_attempts = 2\n",
+        );
+
+        assert_eq!(fs::read(plugins.join("tagger.wasm")).unwrap(), b"v2");
+        assert_eq!(
+            fs::read_to_string(plugins.join("tagger.toml")).unwrap(),
+            "name = \"tagger\"\nmax_attempts = 2\n"
+        );
+        let mut left: Vec<_> = fs::read_dir(&plugins)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["tagger.toml", "tagger.wasm"],
+            "no temporary files left"
+        );
+    }
+}

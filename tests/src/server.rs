@@ -8,9 +8,9 @@ use std::{
     time::Duration,
 };
 
-use wasmhook::store::{DeliveryRecord, DeliveryState};
+use wasmhook::store::DeliveryRecord;
 
-use crate::{fake_api::FakeApi, signing::HighLevelSigner};
+use crate::{admin::Admin, fake_api::FakeApi, signing::HighLevelSigner};
 
 /// The HighLevel app id test sources are configured with.
 pub const APP_ID: &str = "test-app-0001";
@@ -179,11 +179,6 @@ impl TestServer {
         format!("http://{}{path}", self.public)
     }
 
-    /// `http://127.0.0.1:<port>` of the admin listener.
-    pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.admin)
-    }
-
     /// Posts `body` to `/webhooks/{source}` with `headers`.
     pub async fn post(
         &self,
@@ -191,15 +186,7 @@ impl TestServer {
         body: &[u8],
         headers: &[(&str, String)],
     ) -> reqwest::Response {
-        let mut req = self
-            .client
-            .post(self.url(&format!("/webhooks/{source}")))
-            .header("content-type", "application/json")
-            .body(body.to_vec());
-        for (name, value) in headers {
-            req = req.header(*name, value);
-        }
-        req.send().await.unwrap()
+        crate::post_webhook(&self.client, self.public, source, body, headers).await
     }
 
     /// Posts `body` to the `highlevel` source signed with `signer`'s Ed25519 key.
@@ -212,68 +199,34 @@ impl TestServer {
         .await
     }
 
+    /// The admin API of this server.
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.admin)
+    }
+
     /// Deliveries matching the admin API query string (e.g. `event_id=...&plugin=...`).
     pub async fn deliveries(&self, query: &str) -> Vec<DeliveryRecord> {
-        let response = self
-            .client
-            .get(self.admin_url(&format!("/admin/deliveries?{query}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "admin list failed");
-        response.json().await.unwrap()
+        self.admin().deliveries(query).await
     }
 
     /// One delivery with its attempts.
     pub async fn delivery(&self, id: &str) -> DeliveryRecord {
-        let response = self
-            .client
-            .get(self.admin_url(&format!("/admin/deliveries/{id}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "admin show failed");
-        response.json().await.unwrap()
+        self.admin().delivery(id).await
     }
 
-    /// Waits until the delivery of `event_id` to `plugin` reaches a final state (succeeded or
-    /// dead) and returns it with its attempts. Panics after `timeout`.
+    /// Waits until the delivery of `event_id` to `plugin` is succeeded or dead.
     pub async fn wait_final(
         &self,
         event_id: &str,
         plugin: &str,
         timeout: Duration,
     ) -> DeliveryRecord {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let list = self
-                .deliveries(&format!("event_id={event_id}&plugin={plugin}"))
-                .await;
-            if let Some(d) = list.first()
-                && matches!(d.state, DeliveryState::Succeeded | DeliveryState::Dead)
-            {
-                return self.delivery(d.id.as_str()).await;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "delivery of {event_id} to {plugin} not final after {timeout:?}: {list:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        self.admin().wait_final(event_id, plugin, timeout).await
     }
 
     /// `/metrics` text.
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(self.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.admin().metrics().await
     }
 
     /// Stops the server gracefully and returns what `run` returned. The temp dir stays until

@@ -72,9 +72,66 @@ impl AllowList {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
     method: http::Method,
+    path: PathPattern,
+}
+
+/// A path pattern such as `/contacts/*` or `/opportunities/**`, without a method: what allow-list
+/// rules, cache rules and list-endpoint declarations match against the final path below the
+/// API's base path. Build it with [`PathPattern::parse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathPattern {
     /// The pattern as written; it is the path template in logs.
-    pattern: String,
+    text: String,
     segments: Vec<Segment>,
+}
+
+impl PathPattern {
+    /// Parses `/pattern`; the error says what is wrong and how to write it instead.
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        Ok(PathPattern {
+            text: text.to_string(),
+            segments: parse_pattern(text)?,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the path made of `segments` (split on `/`, without the leading empty part)
+    /// matches.
+    pub fn matches(&self, segments: &[&str]) -> bool {
+        for (i, pattern) in self.segments.iter().enumerate() {
+            match pattern {
+                // Parsing guarantees `**` is last; it needs at least one segment here.
+                Segment::Rest => return segments.len() > i,
+                Segment::One => {
+                    if segments.get(i).is_none_or(|s| s.is_empty()) {
+                        return false;
+                    }
+                }
+                Segment::Literal(literal) => {
+                    if segments.get(i) != Some(&literal.as_str()) {
+                        return false;
+                    }
+                }
+            }
+        }
+        segments.len() == self.segments.len()
+    }
+
+    /// Whether `path` (one leading `/`) matches.
+    pub fn matches_path(&self, path: &str) -> bool {
+        let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+        self.matches(&segments)
+    }
+}
+
+impl fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// One segment of a rule's pattern.
@@ -117,11 +174,9 @@ impl Rule {
             );
         }
         let method = parse_method(method)?;
-        let segments = parse_pattern(pattern)?;
         Ok(Rule {
             method,
-            pattern: pattern.to_string(),
-            segments,
+            path: PathPattern::parse(pattern)?,
         })
     }
 
@@ -132,37 +187,18 @@ impl Rule {
 
     /// The path pattern as written (e.g. `/contacts/*`): the path template for logs.
     pub fn pattern(&self) -> &str {
-        &self.pattern
+        self.path.as_str()
     }
 
     /// Whether this rule allows `method` on `segments`.
     pub fn matches(&self, method: &http::Method, segments: &[&str]) -> bool {
-        if *method != self.method {
-            return false;
-        }
-        for (i, pattern) in self.segments.iter().enumerate() {
-            match pattern {
-                // Parsing guarantees `**` is last; it needs at least one segment here.
-                Segment::Rest => return segments.len() > i,
-                Segment::One => {
-                    if segments.get(i).is_none_or(|s| s.is_empty()) {
-                        return false;
-                    }
-                }
-                Segment::Literal(literal) => {
-                    if segments.get(i) != Some(&literal.as_str()) {
-                        return false;
-                    }
-                }
-            }
-        }
-        segments.len() == self.segments.len()
+        *method == self.method && self.path.matches(segments)
     }
 }
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.method, self.pattern)
+        write!(f, "{} {}", self.method, self.path)
     }
 }
 

@@ -1,52 +1,55 @@
-//! The client's state (one shared HTTP client, each API's config and loaded token, the retry
-//! schedule) and the sending loop: prepare once, then attempt, classify, decide, wait — every
-//! attempt and every wait bounded by the delivery's deadline.
+//! The client's shared state — one HTTP client, and per configured API its config, circuit
+//! breaker, pacer and cache — and the entry points that resolve and check a request before the
+//! sending loop (`call.rs`) takes over: plain sends, cached GETs, cache invalidation.
 //!
-//! Invariants: a denied request sends nothing; each attempt's timeout is
-//! `min(request_timeout, time left)`; a wait that would reach the deadline is not started (the
-//! call returns `BudgetExhausted` so the delivery is retried later instead); all attempts of one
-//! call carry the same idempotency value `<key>:<call_number>`.
+//! Invariants: a request is resolved to a configured API and passes `prepare` (capabilities,
+//! path rules, tenant fields) before anything else happens — before a cache lookup too, so a
+//! plugin without the grant gets `Denied`, never cached data. An unknown API name is denied
+//! without listing the configured ones.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use http::{HeaderName, HeaderValue};
-use rand::Rng;
+use http::HeaderValue;
 use tokio::time::Instant;
 
 use super::{
-    ApiError, ApiInitError, ApiRequest, ApiResponse, CallContext, RetryMode,
-    classify::{self, Failure},
+    ApiError, ApiInitError, ApiRequest, ApiResponse, CallContext,
+    auth::TokenSource,
+    breaker::Breaker,
+    cache::{self, Cache, Lookup},
+    call,
     observe::{self, Call},
-    prepare,
-    ratelimit::{self, RateLimitSeen},
-    retry::{Decision, RetrySchedule},
-    send::{self, HostHeaders},
+    pacing::Pacer,
+    prepare::{self, Prepared},
+    retry::RetrySchedule,
 };
-use crate::{config::ApiConfig, ids::ApiName};
-
-/// `retry_after_ms` when a call finds no time left before its first attempt: the first step of
-/// the default schedule, so a delivery out of time is not retried in a tight loop.
-const NO_TIME_RETRY_AFTER: Duration = Duration::from_secs(1);
+use crate::{
+    config::ApiConfig,
+    ids::{ApiName, TenantId},
+};
 
 /// Shared by all clones of `ApiClient`.
 pub(super) struct Inner {
     /// One client for every API: connection pools are per origin inside it. Redirects off.
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     apis: BTreeMap<ApiName, Api>,
-    schedule: RetrySchedule,
+    pub(super) schedule: RetrySchedule,
+    pub(super) tokens: Arc<dyn TokenSource>,
 }
 
-/// One configured API with its token loaded.
-struct Api {
-    config: ApiConfig,
-    /// `Bearer <token>`, marked sensitive; None when the API has no static token.
-    authorization: Option<HeaderValue>,
+/// One configured API and its traffic state.
+pub(super) struct Api {
+    pub(super) config: ApiConfig,
+    pub(super) breaker: Breaker,
+    pub(super) pacer: Pacer,
+    pub(super) cache: Cache,
 }
 
 impl Inner {
     pub(super) fn new(
         apis: &BTreeMap<ApiName, ApiConfig>,
         schedule: RetrySchedule,
+        tokens: Arc<dyn TokenSource>,
     ) -> Result<Inner, ApiInitError> {
         let http = reqwest::Client::builder()
             // A 3xx could point anywhere; following it would escape the configured origin.
@@ -56,11 +59,6 @@ impl Inner {
             .build()?;
         let mut loaded = BTreeMap::new();
         for (name, config) in apis {
-            let authorization = config
-                .token
-                .as_ref()
-                .map(|reference| bearer(name, reference))
-                .transpose()?;
             if let Some((prefix, _)) = config
                 .versions
                 .iter()
@@ -74,8 +72,10 @@ impl Inner {
             loaded.insert(
                 name.clone(),
                 Api {
+                    breaker: Breaker::new(name.clone(), config.breaker.clone()),
+                    pacer: Pacer::new(name.clone(), config.rate_limit.clone()),
+                    cache: Cache::new(config.cache_max),
                     config: config.clone(),
-                    authorization,
                 },
             );
         }
@@ -83,6 +83,7 @@ impl Inner {
             http,
             apis: loaded,
             schedule,
+            tokens,
         })
     }
 
@@ -90,11 +91,96 @@ impl Inner {
         self.apis.keys().map(ApiName::as_str).collect()
     }
 
+    /// The configured API `name`, if any.
+    pub(super) fn api(&self, name: &ApiName) -> Option<&Api> {
+        self.apis.get(name)
+    }
+
     pub(super) async fn send(
         &self,
         ctx: &CallContext,
         req: &ApiRequest,
     ) -> Result<ApiResponse, ApiError> {
+        let (api, prepared) = self.resolve(ctx, req)?;
+        call::run(self, api, ctx, req, &prepared).await
+    }
+
+    /// A GET through the reference-data cache: capability check, then lookup, then (on a miss)
+    /// an ordinary send whose 2xx answer is kept for the matching rule's TTL. A GET no cache
+    /// rule covers is sent uncached.
+    pub(super) async fn get_cached(
+        &self,
+        ctx: &CallContext,
+        req: &ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        let (api, prepared) = self.resolve(ctx, req)?;
+        let call = call_of(ctx, api.config.name.as_str(), req, &prepared.template);
+        if req.method != http::Method::GET {
+            let error = ApiError::Denied(format!(
+                "only GET answers can be cached; send {} requests with `send`",
+                req.method
+            ));
+            observe::ended_unsent(call, 0, &error);
+            return Err(error);
+        }
+        let Some((rule_index, rule)) = api.config.cache_rule(&prepared.relative) else {
+            observe::cache_lookup(call, "bypass");
+            return call::run(self, api, ctx, req, &prepared).await;
+        };
+        let key = cache::Key {
+            rule: rule_index,
+            request: cache_key(&api.config, &prepared),
+        };
+        if let Lookup::Hit(response) = api.cache.get(&ctx.tenant, &key, Instant::now()) {
+            observe::cache_lookup(call, "hit");
+            return Ok(response);
+        }
+        observe::cache_lookup(call, "miss");
+        let response = call::run(self, api, ctx, req, &prepared).await?;
+        let evicted = api
+            .cache
+            .put(&ctx.tenant, key, response.clone(), rule.ttl, Instant::now());
+        observe::cache_stored(call.api, api.cache.bytes(), evicted);
+        Ok(response)
+    }
+
+    /// Drops `tenant`'s cached answers of every rule of `api` that lists `event_kind`.
+    pub(super) fn invalidate(&self, api: &ApiName, tenant: &TenantId, event_kind: &str) -> usize {
+        let Some(api) = self.apis.get(api) else {
+            return 0;
+        };
+        let rules: Vec<usize> = api
+            .config
+            .cache
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.invalidate_on.iter().any(|k| k == event_kind))
+            .map(|(i, _)| i)
+            .collect();
+        if rules.is_empty() {
+            return 0;
+        }
+        let dropped = api.cache.invalidate(tenant, &rules);
+        observe::cache_invalidated(api.config.name.as_str(), event_kind, dropped);
+        dropped
+    }
+
+    /// Forgets everything kept for `tenant` on `api`: cached answers and pacing state.
+    pub(super) fn forget_tenant(&self, api: &ApiName, tenant: &TenantId) {
+        if let Some(api) = self.apis.get(api) {
+            let dropped = api.cache.forget(tenant);
+            api.pacer.forget(tenant);
+            observe::cache_invalidated(api.config.name.as_str(), "forget", dropped);
+        }
+    }
+
+    /// How long `tenant` cannot call `api` because the API said so (see `ApiClient`).
+    pub(super) fn upstream_wait(&self, api: &ApiName, tenant: &TenantId) -> Option<Duration> {
+        self.apis.get(api)?.pacer.upstream_wait(tenant)
+    }
+
+    /// Finds the API and runs every check; a refusal is logged and returned as `Denied`.
+    fn resolve(&self, ctx: &CallContext, req: &ApiRequest) -> Result<(&Api, Prepared), ApiError> {
         let Some(api) = self.apis.get(&req.api) else {
             // The configured names are not listed: a plugin learns only the APIs it was granted.
             let error = ApiError::Denied(format!(
@@ -108,146 +194,63 @@ impl Inner {
             );
             return Err(error);
         };
-        let api_label = api.config.name.as_str();
-        let prepared = match prepare::prepare(&api.config, &ctx.capabilities, &ctx.tenant, req) {
-            Ok(prepared) => prepared,
+        match prepare::prepare(&api.config, &ctx.capabilities, &ctx.tenant, req) {
+            Ok(mut prepared) => {
+                default_list_limit(&api.config, req, &mut prepared);
+                Ok((api, prepared))
+            }
             Err(reason) => {
                 let error = ApiError::Denied(reason);
                 observe::ended_unsent(
-                    call_of(ctx, api_label, req, observe::NO_TEMPLATE),
+                    call_of(ctx, api.config.name.as_str(), req, observe::NO_TEMPLATE),
                     0,
                     &error,
                 );
-                return Err(error);
-            }
-        };
-        let call = call_of(ctx, api_label, req, &prepared.template);
-        let host = match host_headers(api, ctx, &prepared.relative) {
-            Ok(host) => host,
-            Err(error) => {
-                observe::ended_unsent(call, 0, &error);
-                return Err(error);
-            }
-        };
-
-        let mut attempt: u32 = 1;
-        loop {
-            let started = Instant::now();
-            let left = ctx.deadline.saturating_duration_since(started);
-            if left.is_zero() {
-                let error = budget_exhausted(NO_TIME_RETRY_AFTER);
-                observe::ended_unsent(call, attempt - 1, &error);
-                return Err(error);
-            }
-            let timeout = api.config.request_timeout.min(left);
-            let result = send::send_once(
-                &self.http,
-                &prepared,
-                &host,
-                api.config.max_response,
-                timeout,
-            )
-            .await;
-            let latency = started.elapsed();
-            let (status, seen, outcome) = match result {
-                Ok(answer) => {
-                    let seen = RateLimitSeen::from_headers(&answer.headers);
-                    (Some(answer.status), seen, judge(answer))
-                }
-                Err(failure) => (None, RateLimitSeen::default(), Err(failure)),
-            };
-            let failure = match outcome {
-                Ok(response) => {
-                    observe::attempt(call, attempt, status, None, latency, &seen);
-                    return Ok(response);
-                }
-                Err(failure) => failure,
-            };
-            observe::attempt(call, attempt, status, Some(&failure.error), latency, &seen);
-            if let ApiError::Auth { status, .. } = failure.error {
-                observe::auth_failed(call, status);
-            }
-            if req.retry == RetryMode::Never {
-                return Err(failure.error);
-            }
-            let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
-            match self.schedule.decide(&failure, attempt, jitter) {
-                Decision::GiveUp => {
-                    if failure.transient {
-                        observe::gave_up(call, attempt, &failure.error);
-                    }
-                    return Err(failure.error);
-                }
-                Decision::Defer(wait) => {
-                    let error = budget_exhausted(wait);
-                    observe::ended_unsent(call, attempt, &error);
-                    return Err(error);
-                }
-                Decision::Retry(wait) => {
-                    // Waiting up to the deadline would leave no time to send: hand the rest of
-                    // the schedule to the dispatcher instead.
-                    if Instant::now() + wait >= ctx.deadline {
-                        let error = budget_exhausted(wait);
-                        observe::ended_unsent(call, attempt, &error);
-                        return Err(error);
-                    }
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
+                Err(error)
             }
         }
     }
 }
 
-/// Authorization, `Version` for the path, and the idempotency header for this call.
-fn host_headers(api: &Api, ctx: &CallContext, relative: &str) -> Result<HostHeaders, ApiError> {
-    // Version values were checked in `new`, so a conversion cannot fail here.
-    let version = api
-        .config
-        .version_for(relative)
-        .and_then(|v| HeaderValue::from_str(v).ok());
-    let idempotency = match &api.config.idempotency_header {
-        None => None,
-        Some(name) => {
-            let value =
-                HeaderValue::from_str(&format!("{}:{}", ctx.idempotency_key, ctx.call_number))
-                    .map_err(|_| {
-                        ApiError::Denied(
-                            "the delivery's idempotency key cannot be sent as a header".into(),
-                        )
-                    })?;
-            Some((HeaderName::clone(name), value))
-        }
-    };
-    Ok(HostHeaders {
-        authorization: api.authorization.clone(),
-        version,
-        idempotency,
-    })
-}
-
-/// Classifies a complete answer; a transient status becomes a retryable failure, with the
-/// server's requested wait for a 429.
-fn judge(answer: send::Answer) -> Result<ApiResponse, Failure> {
-    let status = answer.status;
-    let server_wait = (status == 429)
-        .then(|| ratelimit::server_wait(&answer.headers, crate::ids::now_ms()))
-        .flatten();
-    let headers = answer.header_pairs();
-    classify::classify(status, headers, answer.body).map_err(|error| Failure {
-        error,
-        transient: classify::is_transient_status(status),
-        server_wait,
-    })
-}
-
-fn budget_exhausted(wait: Duration) -> ApiError {
-    ApiError::BudgetExhausted {
-        retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1),
+/// A GET on a declared list endpoint without a `limit` gets the declared one: the platform
+/// guide asks to always bound response sizes.
+fn default_list_limit(config: &ApiConfig, req: &ApiRequest, prepared: &mut Prepared) {
+    if req.method != http::Method::GET || req.query.iter().any(|(k, _)| k == "limit") {
+        return;
+    }
+    if let Some(limit) = config.list_limit(&prepared.relative) {
+        prepared
+            .url
+            .query_pairs_mut()
+            .append_pair("limit", &limit.to_string());
     }
 }
 
-fn call_of<'a>(
+/// Method, path and query as sent, the `Version` header and the request headers: everything
+/// that can change the answer for one tenant.
+fn cache_key(config: &ApiConfig, prepared: &Prepared) -> String {
+    let mut key = format!(
+        "{} {}?{}\n{}",
+        prepared.method,
+        prepared.relative,
+        prepared.url.query().unwrap_or(""),
+        config.version_for(&prepared.relative).unwrap_or("")
+    );
+    let mut headers: Vec<String> = prepared
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{}: {}", name, String::from_utf8_lossy(value.as_bytes())))
+        .collect();
+    headers.sort();
+    for header in headers {
+        key.push('\n');
+        key.push_str(&header);
+    }
+    key
+}
+
+/// The fields every log line of a call carries.
+pub(super) fn call_of<'a>(
     ctx: &'a CallContext,
     api: &'a str,
     req: &'a ApiRequest,
@@ -261,27 +264,3 @@ fn call_of<'a>(
         template,
     }
 }
-
-/// Loads a token and builds its `Authorization` value, naming the reference (never the value)
-/// on failure.
-fn bearer(
-    api: &ApiName,
-    reference: &crate::secret::SecretRef,
-) -> Result<HeaderValue, ApiInitError> {
-    let token = reference.load().map_err(|source| ApiInitError::Token {
-        api: api.clone(),
-        source,
-    })?;
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-        ApiInitError::InvalidToken {
-            api: api.clone(),
-            reference: reference.describe(),
-        }
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-#[cfg(test)]
-#[path = "client_tests.rs"]
-mod tests;

@@ -1,37 +1,59 @@
 //! The outbound API client plugins call through the `api` import. The host owns the network:
 //! it checks the plugin's capabilities (deny by default), fixes the origin to the API's base URL,
-//! adds the bearer token, the `Version` header and the idempotency header, retries transient
-//! failures, and bounds every wait by the delivery's remaining time. Plugins never see a token.
+//! adds the credential, the `Version` header and the idempotency header, paces calls per tenant,
+//! retries transient failures, trips a circuit breaker when the API is down, walks paginated
+//! endpoints, caches reference data, and bounds every wait by the delivery's remaining time.
+//! Plugins never see a token.
 //!
-//! Files: `capability` (allow-lists), `path` (path rules, join under the base URL), `tenant`
-//! (tenant fields in query and body), `prepare` (every check before sending), `send` (one
-//! attempt on the wire), `classify` (status -> error class), `ratelimit` (429 wait headers),
-//! `retry` (the retry decision), `client` (the sending loop), `observe` (logs and metrics).
+//! Files: `capability` (allow-lists, path patterns), `path` (path rules, join under the base
+//! URL), `tenant` (tenant fields in query and body), `prepare` (every check before sending),
+//! `send` (one attempt on the wire), `classify` (status -> error class), `ratelimit` (429 wait
+//! headers), `retry` (the retry decision), `auth` (the token hook), `pacing` (per-tenant rate
+//! budgets, fair between plugins), `breaker` (per-API circuit breaker), `cache` (reference-data
+//! store), `pages` (pagination), `batch` (several requests at once), `client` (state and entry
+//! points), `call` (the sending loop), `observe` (logs and metrics).
 //!
 //! Invariants: nothing is sent unless the request passed `prepare`; the origin is always the
-//! API's configured `base_url`; redirects are never followed; tokens are loaded once in
-//! [`ApiClient::new`] and appear in no log line, error or metric.
+//! API's configured `base_url`; redirects are never followed; tokens come only from the
+//! [`TokenSource`] and appear in no log line, error or metric.
+//!
+//! Quota deferrals: when a call ends with [`ApiError::BudgetExhausted`] because the API said
+//! the tenant must wait (daily quota spent, or a 429 asking for longer than a delivery may
+//! sleep), [`ApiClient::upstream_wait`] returns that wait for the (api, tenant) until it has
+//! passed. The runtime asks [`ApiClient::quota_deferral`] with the error it got (the dispatcher
+//! may ask `upstream_wait` before running a delivery at all): `Some(wait)` means "defer the
+//! delivery by `wait` without spending an attempt"; None means the budget ran out for ordinary
+//! reasons (retries, pacing) and the attempt counts.
 
+pub mod auth;
+mod batch;
+mod breaker;
+mod cache;
+mod call;
 pub mod capability;
 mod classify;
 mod client;
 mod observe;
+mod pacing;
+pub mod pages;
 pub mod path;
 mod prepare;
 mod ratelimit;
 pub mod retry;
 mod send;
 mod tenant;
-
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use crate::{
     config::ApiConfig,
     ids::{ApiName, PluginName, TenantId},
 };
 
-pub use capability::{AllowList, Capabilities, Rule};
+pub use auth::{AuthError, StaticTokens, TokenSource};
+pub use batch::BATCH_CONCURRENCY;
+pub use capability::{AllowList, Capabilities, PathPattern, Rule};
 pub use classify::{classify, is_transient_status};
+pub use pages::{PageStyle, Pages};
 pub use retry::{Decision, RetrySchedule};
 
 /// One request from a plugin, in host types (converted from the WIT record by the runtime).
@@ -195,8 +217,8 @@ impl std::fmt::Debug for ApiClient {
 }
 
 impl ApiClient {
-    /// Builds the client and loads each API's token (once: a missing env var or file is an
-    /// error here, naming it). Uses [`RetrySchedule::default`].
+    /// Builds the client with the configured static tokens (loaded once: a missing env var or
+    /// file is an error here, naming it) and [`RetrySchedule::default`].
     pub fn new(apis: &BTreeMap<ApiName, ApiConfig>) -> Result<ApiClient, ApiInitError> {
         Self::with_schedule(apis, RetrySchedule::default())
     }
@@ -206,14 +228,103 @@ impl ApiClient {
         apis: &BTreeMap<ApiName, ApiConfig>,
         schedule: RetrySchedule,
     ) -> Result<ApiClient, ApiInitError> {
+        let tokens = Arc::new(StaticTokens::load(apis)?);
+        Self::with_token_source(apis, schedule, tokens)
+    }
+
+    /// Like [`ApiClient::with_schedule`] with credentials from `tokens` (e.g. OAuth) instead of
+    /// the configured static tokens.
+    pub fn with_token_source(
+        apis: &BTreeMap<ApiName, ApiConfig>,
+        schedule: RetrySchedule,
+        tokens: Arc<dyn TokenSource>,
+    ) -> Result<ApiClient, ApiInitError> {
         Ok(ApiClient {
-            inner: Arc::new(client::Inner::new(apis, schedule)?),
+            inner: Arc::new(client::Inner::new(apis, schedule, tokens)?),
         })
     }
 
-    /// Checks `req` against the caller's capabilities and sends it, retrying transient failures
-    /// within `ctx.deadline` unless `req.retry` is [`RetryMode::Never`].
+    /// Checks `req` against the caller's capabilities and sends it, paced per tenant, retrying
+    /// transient failures within `ctx.deadline` unless `req.retry` is [`RetryMode::Never`]. A
+    /// GET on a declared list endpoint without `limit` gets the declared one.
     pub async fn send(&self, ctx: &CallContext, req: ApiRequest) -> Result<ApiResponse, ApiError> {
         self.inner.send(ctx, &req).await
     }
+
+    /// Sends `requests` as one batch: each an ordinary [`ApiClient::send`] with call number
+    /// `ctx.call_number + i`, at most [`BATCH_CONCURRENCY`] at once, under the tenant's pacing.
+    /// One result per request, in request order. The caller counts `requests.len()` calls
+    /// against the delivery's cap.
+    pub async fn send_batch(
+        &self,
+        ctx: &CallContext,
+        requests: Vec<ApiRequest>,
+    ) -> Vec<Result<ApiResponse, ApiError>> {
+        batch::send_batch(self, ctx, requests).await
+    }
+
+    /// A GET through the reference-data cache. The capability check runs first (a plugin
+    /// without the grant gets `Denied`, never cached data); a fresh entry for the same api,
+    /// tenant, method, path, query and `Version` is returned without a request; otherwise the
+    /// request is sent and a 2xx answer kept for the matching cache rule's TTL. A path no cache
+    /// rule covers is sent uncached. Non-GET requests are `Denied`.
+    pub async fn get_cached(
+        &self,
+        ctx: &CallContext,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        self.inner.get_cached(ctx, &req).await
+    }
+
+    /// Starts a walk over the pages of `req` in `style`, fetching at most `max_pages` pages
+    /// (and never more than the API's `max_pages`). Nothing is sent until [`Pages::next`];
+    /// each page is one call, numbered from `ctx.call_number` up.
+    pub fn pages(
+        &self,
+        ctx: &CallContext,
+        req: ApiRequest,
+        style: PageStyle,
+        max_pages: u32,
+    ) -> Pages {
+        Pages::new(self.clone(), ctx.clone(), req, style, max_pages)
+    }
+
+    /// Called by ingress for each stored webhook of `event_kind` (e.g. `OpportunityCreate`)
+    /// for `tenant` on the source's `api`: drops the tenant's cached answers of every cache rule
+    /// listing that kind. Returns how many were dropped.
+    pub fn invalidate(&self, api: &ApiName, tenant: &TenantId, event_kind: &str) -> usize {
+        self.inner.invalidate(api, tenant, event_kind)
+    }
+
+    /// Forgets everything the client keeps for `tenant` on `api` (cached answers, pacing
+    /// state), e.g. when the tenant uninstalls.
+    pub fn forget_tenant(&self, api: &ApiName, tenant: &TenantId) {
+        self.inner.forget_tenant(api, tenant);
+    }
+
+    /// How long `tenant` must wait before calling `api` because the API said so — its daily
+    /// quota is spent, or a 429 asked for a wait — or None when it may call. See the module
+    /// docs: after a `BudgetExhausted`, `Some` means defer the delivery without spending an
+    /// attempt.
+    pub fn upstream_wait(&self, api: &ApiName, tenant: &TenantId) -> Option<Duration> {
+        self.inner.upstream_wait(api, tenant)
+    }
+
+    /// Whether `error`, returned by a call of `tenant` on `api`, is a quota deferral: a
+    /// `BudgetExhausted` while the API has told the tenant to wait. `Some(wait)`: defer the
+    /// delivery by `wait` without spending an attempt. None: an ordinary outcome.
+    pub fn quota_deferral(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        error: &ApiError,
+    ) -> Option<Duration> {
+        match error {
+            ApiError::BudgetExhausted { .. } => self.upstream_wait(api, tenant),
+            _ => None,
+        }
+    }
 }
+
+#[cfg(test)]
+mod tests;

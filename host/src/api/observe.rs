@@ -1,10 +1,15 @@
 //! Logs and metrics of every API call, in one place so each attempt is reported the same way.
 //!
 //! Each attempt logs plugin, tenant, api, method, the path TEMPLATE (the matching allow-list
-//! rule, never the raw path with its ids), status, attempt, latency and the rate-limit headers
-//! seen; at `info` on success and `warn` on failure. Metrics carry no tenant and no path, so
-//! their label sets stay small: `wasmhook_api_requests_total{api, status_class, attempt}` and
-//! `wasmhook_api_request_seconds{api}`. Tokens and bodies are never logged.
+//! rule, never the raw path with its ids), status, attempt, latency, the time spent waiting for
+//! a pacing slot and the rate-limit headers seen; at `info` on success and `warn` on failure.
+//! Metrics carry no tenant and no path, so their label sets stay small:
+//! `wasmhook_api_requests_total{api, status_class, attempt}`, `wasmhook_api_request_seconds{api}`,
+//! `wasmhook_api_pacing_wait_seconds{api}`, `wasmhook_api_pacing_refusals_total{api, reason}`,
+//! `wasmhook_api_breaker_open{api}` (gauge), `wasmhook_api_breaker_rejections_total{api}`,
+//! `wasmhook_api_cache_total{api, result}` (hit, miss, bypass), `wasmhook_api_cache_bytes{api}`,
+//! `wasmhook_api_cache_evictions_total{api, reason}`, `wasmhook_api_auth_failures_total{api}` and
+//! `wasmhook_api_token_refreshes_total{api, result}`. Tokens and bodies are never logged.
 
 use std::time::Duration;
 
@@ -45,34 +50,47 @@ pub fn status_class(status: Option<u16>, error: Option<&ApiError>) -> &'static s
     }
 }
 
-/// Reports one attempt that went on the wire (`status` None = no answer arrived).
-pub fn attempt(
-    call: Call<'_>,
-    attempt: u32,
-    status: Option<u16>,
-    error: Option<&ApiError>,
-    latency: Duration,
-    seen: &RateLimitSeen,
-) {
-    let class = status_class(status, error);
-    let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
-    let status = status.unwrap_or(0);
-    let remaining = seen.remaining.as_deref().unwrap_or("");
-    let max = seen.max.as_deref().unwrap_or("");
-    let daily = seen.daily_remaining.as_deref().unwrap_or("");
+/// One attempt that went on the wire.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    /// 1 for the first attempt of the call.
+    pub number: u32,
+    /// The answer's status; None = no answer arrived.
+    pub status: Option<u16>,
+    /// Time on the wire.
+    pub latency: Duration,
+    /// Time spent waiting for a pacing slot before sending.
+    pub paced: Duration,
+    /// The rate-limit headers of the answer.
+    pub seen: &'a RateLimitSeen,
+}
+
+/// Reports one attempt that went on the wire.
+pub fn attempt(call: Call<'_>, attempt: &Attempt<'_>, error: Option<&ApiError>) {
+    let class = status_class(attempt.status, error);
+    let latency_ms = millis(attempt.latency);
+    let paced_ms = millis(attempt.paced);
+    let status = attempt.status.unwrap_or(0);
+    let number = attempt.number;
+    let seen = attempt.seen;
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let (remaining, max, interval) = (text(&seen.remaining), text(&seen.max), text(&seen.interval));
+    let (daily, daily_limit) = (text(&seen.daily_remaining), text(&seen.daily_limit));
     match error {
         None => tracing::info!(
             plugin = %call.plugin, tenant = %call.tenant, api = call.api,
-            method = %call.method, path = call.template, status, attempt, latency_ms,
-            ratelimit_remaining = remaining, ratelimit_max = max,
-            ratelimit_daily_remaining = daily,
+            method = %call.method, path = call.template, status, attempt = number, latency_ms,
+            paced_ms, ratelimit_remaining = remaining, ratelimit_max = max,
+            ratelimit_interval_ms = interval, ratelimit_daily_remaining = daily,
+            ratelimit_daily_limit = daily_limit,
             "api call"
         ),
         Some(error) => tracing::warn!(
             plugin = %call.plugin, tenant = %call.tenant, api = call.api,
-            method = %call.method, path = call.template, status, attempt, latency_ms,
-            ratelimit_remaining = remaining, ratelimit_max = max,
-            ratelimit_daily_remaining = daily, %error,
+            method = %call.method, path = call.template, status, attempt = number, latency_ms,
+            paced_ms, ratelimit_remaining = remaining, ratelimit_max = max,
+            ratelimit_interval_ms = interval, ratelimit_daily_remaining = daily,
+            ratelimit_daily_limit = daily_limit, %error,
             "api call failed"
         ),
     }
@@ -80,11 +98,19 @@ pub fn attempt(
         "wasmhook_api_requests_total",
         "api" => call.api.to_string(),
         "status_class" => class,
-        "attempt" => attempt.to_string()
+        "attempt" => number.to_string()
     )
     .increment(1);
     metrics::histogram!("wasmhook_api_request_seconds", "api" => call.api.to_string())
-        .record(latency.as_secs_f64());
+        .record(attempt.latency.as_secs_f64());
+    if !attempt.paced.is_zero() {
+        metrics::histogram!("wasmhook_api_pacing_wait_seconds", "api" => call.api.to_string())
+            .record(attempt.paced.as_secs_f64());
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Reports a call that ended without (another) attempt on the wire: denied before sending, or
@@ -121,8 +147,11 @@ pub fn gave_up(call: Call<'_>, attempts: u32, error: &ApiError) {
     );
 }
 
-/// Reports a 401/403: the installation may need re-authorisation.
+/// Reports a final 401/403 (a 401 only after its one refresh failed or did not help): counted
+/// and alerted, the installation may need re-authorisation.
 pub fn auth_failed(call: Call<'_>, status: u16) {
+    metrics::counter!("wasmhook_api_auth_failures_total", "api" => call.api.to_string())
+        .increment(1);
     crate::alerts::raise(
         crate::alerts::AlertKind::AuthFailure,
         &format!("{}/{}", call.api, call.tenant),
@@ -131,6 +160,117 @@ pub fn auth_failed(call: Call<'_>, status: u16) {
             call.method, call.template
         ),
     );
+}
+
+/// Reports a credential refresh after a 401: `error` is None when it produced a new one.
+pub fn token_refreshed(call: Call<'_>, error: Option<&super::auth::AuthError>) {
+    let result = match error {
+        None => {
+            tracing::info!(
+                plugin = %call.plugin, tenant = %call.tenant, api = call.api,
+                "credential refreshed after a 401; replaying once"
+            );
+            "ok"
+        }
+        Some(error) => {
+            tracing::warn!(
+                plugin = %call.plugin, tenant = %call.tenant, api = call.api, %error,
+                "credential refresh after a 401 failed"
+            );
+            "failed"
+        }
+    };
+    metrics::counter!(
+        "wasmhook_api_token_refreshes_total",
+        "api" => call.api.to_string(),
+        "result" => result
+    )
+    .increment(1);
+}
+
+/// Reports a call refused because no pacing slot could be had (`reason`: `deadline` or
+/// `quota`); the line itself is written by [`ended_unsent`].
+pub fn pacing_refused(call: Call<'_>, reason: &'static str) {
+    metrics::counter!(
+        "wasmhook_api_pacing_refusals_total",
+        "api" => call.api.to_string(),
+        "reason" => reason
+    )
+    .increment(1);
+}
+
+/// Sets the breaker gauge of `api`.
+pub fn breaker_gauge(api: &str, open: bool) {
+    metrics::gauge!("wasmhook_api_breaker_open", "api" => api.to_string()).set(if open {
+        1.0
+    } else {
+        0.0
+    });
+}
+
+/// Reports the breaker of `api` opening (or re-opening after a failed probe) or closing.
+pub fn breaker_changed(api: &str, open: bool, failures: u32, cool_down: Duration) {
+    breaker_gauge(api, open);
+    if open {
+        tracing::warn!(
+            api,
+            failures,
+            cool_down_ms = millis(cool_down),
+            "circuit breaker open: calls fail fast until a probe succeeds"
+        );
+    } else {
+        tracing::info!(api, "circuit breaker closed: the probe succeeded");
+    }
+}
+
+/// Reports a call refused by an open breaker (the line is written by [`ended_unsent`]).
+pub fn breaker_refused(call: Call<'_>) {
+    metrics::counter!("wasmhook_api_breaker_rejections_total", "api" => call.api.to_string())
+        .increment(1);
+}
+
+/// Reports a cache lookup: `hit`, `miss` or `bypass` (no cache rule covers the path).
+pub fn cache_lookup(call: Call<'_>, result: &'static str) {
+    tracing::debug!(
+        plugin = %call.plugin, tenant = %call.tenant, api = call.api,
+        method = %call.method, path = call.template, result,
+        "api cache lookup"
+    );
+    metrics::counter!(
+        "wasmhook_api_cache_total",
+        "api" => call.api.to_string(),
+        "result" => result
+    )
+    .increment(1);
+}
+
+/// Reports an answer stored in the cache of `api`, now holding `bytes`, after `evicted` entries
+/// made room.
+pub fn cache_stored(api: &str, bytes: usize, evicted: usize) {
+    metrics::gauge!("wasmhook_api_cache_bytes", "api" => api.to_string()).set(bytes as f64);
+    if evicted > 0 {
+        metrics::counter!(
+            "wasmhook_api_cache_evictions_total",
+            "api" => api.to_string(),
+            "reason" => "size"
+        )
+        .increment(evicted as u64);
+    }
+}
+
+/// Reports cached answers dropped because a webhook of `kind` arrived (or `forget` for a tenant
+/// being erased).
+pub fn cache_invalidated(api: &str, kind: &str, dropped: usize) {
+    if dropped == 0 {
+        return;
+    }
+    tracing::debug!(api, kind, dropped, "api cache entries invalidated");
+    metrics::counter!(
+        "wasmhook_api_cache_evictions_total",
+        "api" => api.to_string(),
+        "reason" => "invalidated"
+    )
+    .increment(dropped as u64);
 }
 
 #[cfg(test)]

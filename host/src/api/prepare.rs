@@ -153,22 +153,17 @@ fn build_headers(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
     use crate::{api::RetryMode, ids::ApiName};
 
     fn api_config() -> ApiConfig {
-        ApiConfig {
-            name: ApiName::new("hl"),
-            base_url: reqwest::Url::parse("https://api.example/v1").unwrap(),
-            token: None,
-            idempotency_header: Some(HeaderName::from_static("idempotency-key")),
-            versions: vec![],
-            request_timeout: Duration::from_secs(15),
-            max_response: 1 << 20,
-            allowed_headers: vec![header::CONTENT_TYPE, header::ACCEPT],
-        }
+        let mut config = ApiConfig::new(
+            ApiName::new("hl"),
+            reqwest::Url::parse("https://api.example/v1").unwrap(),
+        );
+        config.idempotency_header = Some(HeaderName::from_static("idempotency-key"));
+        config
     }
 
     fn caps(rules: &[&str]) -> Capabilities {

@@ -115,8 +115,12 @@ pub struct RateLimitSeen {
     pub remaining: Option<String>,
     /// `x-ratelimit-max`: requests allowed per window.
     pub max: Option<String>,
+    /// `x-ratelimit-interval-milliseconds`: the window's length.
+    pub interval: Option<String>,
     /// `x-ratelimit-daily-remaining`: requests left today.
     pub daily_remaining: Option<String>,
+    /// `x-ratelimit-limit-daily`: requests allowed per day.
+    pub daily_limit: Option<String>,
 }
 
 impl RateLimitSeen {
@@ -132,7 +136,9 @@ impl RateLimitSeen {
         RateLimitSeen {
             remaining: get("x-ratelimit-remaining"),
             max: get("x-ratelimit-max"),
+            interval: get("x-ratelimit-interval-milliseconds"),
             daily_remaining: get("x-ratelimit-daily-remaining"),
+            daily_limit: get("x-ratelimit-limit-daily"),
         }
     }
 }

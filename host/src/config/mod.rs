@@ -4,6 +4,7 @@
 //! them (`"10s"`, `"32MiB"`); secrets are referenced by env var or file, never inlined.
 //! `wasmhook.example.toml` at the repository root documents every field and its default.
 
+mod apis;
 mod error;
 mod raw;
 mod raw_sources;
@@ -14,6 +15,10 @@ mod validate_sources;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
+pub use apis::{
+    ApiConfig, BreakerConfig, CacheRule, DEFAULT_CACHE_MAX, DEFAULT_CACHE_TTL, DEFAULT_MAX_PAGES,
+    DEFAULT_PAGE_LIMIT, RateLimit, default_cache_rules,
+};
 pub use error::{ConfigError, Problem};
 pub use sources::{
     DEFAULT_TOLERANCE, FieldOverrides, FieldRule, GitHubConfig, HighLevelConfig, HmacConfig,
@@ -105,41 +110,6 @@ pub struct PluginsConfig {
     pub retry_max: Duration,
     /// How often idle workers look for due deliveries (new events wake them at once). Default 250 ms.
     pub poll_interval: Duration,
-}
-
-/// `[apis.<name>]`: an upstream API plugins may call through the host.
-#[derive(Clone, Debug)]
-pub struct ApiConfig {
-    pub name: ApiName,
-    /// Every request goes to this origin; plugins only choose the path.
-    pub base_url: reqwest::Url,
-    /// Static bearer token (e.g. a HighLevel Private Integration token).
-    pub token: Option<SecretRef>,
-    /// Header carrying `<idempotency-key>:<n>`, e.g. `Idempotency-Key`. None: not sent.
-    pub idempotency_header: Option<http::HeaderName>,
-    /// `Version` header values by path prefix, longest prefix first.
-    pub versions: Vec<(String, String)>,
-    /// Per-request timeout (also bounded by the delivery's remaining time). Default 15 s.
-    pub request_timeout: Duration,
-    /// Largest accepted response body. Default 4 MiB.
-    pub max_response: usize,
-    /// Request headers plugins may set (lower case). Default `content-type`, `accept`.
-    pub allowed_headers: Vec<http::HeaderName>,
-}
-
-impl ApiConfig {
-    /// The `Version` header for `path`: the value of the longest prefix that matches whole
-    /// segments (`/calendars` covers `/calendars` and `/calendars/x`, not `/calendarsx`).
-    pub fn version_for(&self, path: &str) -> Option<&str> {
-        self.versions
-            .iter()
-            .find(|(prefix, _)| {
-                path.strip_prefix(prefix.as_str()).is_some_and(|rest| {
-                    prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
-                })
-            })
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// `[telemetry]`.

@@ -101,4 +101,37 @@ pub struct RawApi {
     pub request_timeout: Option<String>,
     pub max_response: Option<String>,
     pub allowed_headers: Option<Vec<String>>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub breaker: Option<RawBreaker>,
+    pub list_endpoints: Option<BTreeMap<String, u32>>,
+    pub page_limit: Option<u32>,
+    pub max_pages: Option<u32>,
+    pub cache: Option<Vec<RawCacheRule>>,
+    pub cache_max: Option<String>,
+}
+
+/// `rate_limit = { requests = 100, per = "10s", daily = 200000 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub requests: u32,
+    pub per: String,
+    pub daily: Option<u64>,
+}
+
+/// `breaker = { failures = 5, cool_down = "30s" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub failures: Option<u32>,
+    pub cool_down: Option<String>,
+}
+
+/// One `[[apis.<name>.cache]]` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheRule {
+    pub path: String,
+    pub ttl: Option<String>,
+    pub invalidate_on: Option<Vec<String>>,
 }

@@ -8,11 +8,12 @@ use std::{
 };
 
 use super::{
-    AdminConfig, ApiConfig, Config, ConfigError, LogFormat, PluginsConfig, Problem, ServerConfig,
+    AdminConfig, Config, ConfigError, LogFormat, PluginsConfig, Problem, ServerConfig,
     SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
+    apis::validate_api,
     raw::{RawConfig, RawPublicKey, RawSecret},
     units::{parse_duration, parse_size},
-    validate_sources::{check_replay_windows, valid_name, validate_source, validate_tls},
+    validate_sources::{check_replay_windows, validate_source, validate_tls},
 };
 use crate::{ids::ApiName, secret::SecretRef};
 
@@ -46,7 +47,7 @@ impl Checker<'_> {
         }
     }
 
-    fn size(&mut self, field: &str, value: Option<&str>, default: u64) -> u64 {
+    pub(super) fn size(&mut self, field: &str, value: Option<&str>, default: u64) -> u64 {
         match value.map(parse_size) {
             None => default,
             Some(Ok(s)) => s,
@@ -76,7 +77,7 @@ impl Checker<'_> {
         }
     }
 
-    fn secret(&mut self, field: &str, raw: Option<RawSecret>) -> Option<SecretRef> {
+    pub(super) fn secret(&mut self, field: &str, raw: Option<RawSecret>) -> Option<SecretRef> {
         self.secret_ref(field, &raw?)
     }
 
@@ -294,107 +295,10 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     }
 }
 
-fn validate_api(c: &mut Checker, name: &str, api: super::raw::RawApi) -> Option<ApiConfig> {
-    let field = format!("apis.{name}");
-    if !valid_name(name) {
-        c.problem(&field, "API names must be 1-64 of a-z, 0-9, `-`, `_`");
-    }
-    // Checked before base_url so one run reports both.
-    let token = c.secret(&format!("{field}.token"), api.token);
-    let base_url = match api.base_url.as_deref().map(reqwest::Url::parse) {
-        Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-            if url.query().is_some() || url.fragment().is_some() {
-                c.problem(
-                    format!("{field}.base_url"),
-                    "must not carry a query or fragment",
-                );
-            }
-            url
-        }
-        Some(_) => {
-            c.problem(
-                format!("{field}.base_url"),
-                "not an http(s) URL; write e.g. \"https://services.leadconnectorhq.com\"",
-            );
-            return None;
-        }
-        None => {
-            c.problem(
-                format!("{field}.base_url"),
-                "required: the API's origin, e.g. \"https://services.leadconnectorhq.com\"",
-            );
-            return None;
-        }
-    };
-    let idempotency_header = api.idempotency_header.and_then(|h| {
-        http::HeaderName::try_from(h.as_str())
-            .map_err(|_| {
-                c.problem(
-                    format!("{field}.idempotency_header"),
-                    format!("`{h}` is not a valid header name"),
-                )
-            })
-            .ok()
-    });
-    let mut versions: Vec<(String, String)> = api
-        .versions
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(prefix, _)| {
-            let ok = prefix.starts_with('/');
-            if !ok {
-                c.problem(
-                    format!("{field}.versions"),
-                    format!("prefix `{prefix}` must start with `/`"),
-                );
-            }
-            ok
-        })
-        .collect();
-    // Longest prefix first, so `version_for` can take the first match.
-    versions.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-    let allowed_headers = api
-        .allowed_headers
-        .unwrap_or_else(|| vec!["content-type".into(), "accept".into()])
-        .into_iter()
-        .filter_map(|h| {
-            let lower = h.to_ascii_lowercase();
-            if matches!(
-                lower.as_str(),
-                "authorization" | "host" | "version" | "cookie"
-            ) {
-                c.problem(
-                    format!("{field}.allowed_headers"),
-                    format!("`{h}` is set by the host and cannot be granted to plugins"),
-                );
-                return None;
-            }
-            http::HeaderName::try_from(lower.as_str())
-                .map_err(|_| {
-                    c.problem(
-                        format!("{field}.allowed_headers"),
-                        format!("`{h}` is not a valid header name"),
-                    )
-                })
-                .ok()
-        })
-        .collect();
-    Some(ApiConfig {
-        name: ApiName::new(name),
-        base_url,
-        token,
-        idempotency_header,
-        versions,
-        request_timeout: c.duration(
-            &format!("{field}.request_timeout"),
-            api.request_timeout.as_deref(),
-            Duration::from_secs(15),
-        ),
-        max_response: c.size(
-            &format!("{field}.max_response"),
-            api.max_response.as_deref(),
-            4 << 20,
-        ) as usize,
-        allowed_headers,
-    })
+pub(super) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }

@@ -13,7 +13,7 @@ use super::{
     raw::{RawPublicKey, RawSecret, RawSource, RawTls},
     raw_sources::{RawFieldRule, RawHighLevel, RawHmac, RawSigned},
     sources::DEFAULT_TOLERANCE,
-    validate::Checker,
+    validate::{Checker, valid_name},
 };
 use crate::{
     ids::{ApiName, SourceName},
@@ -144,14 +144,6 @@ pub(super) fn validate_tls(c: &mut Checker, raw: Option<RawTls>) -> Option<TlsCo
         cert: cert?,
         key: key?,
     })
-}
-
-pub(super) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn secrets(c: &mut Checker, field: &str, raw: Option<&[RawSecret]>) -> Vec<SecretRef> {

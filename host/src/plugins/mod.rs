@@ -5,4 +5,4 @@ pub mod manifest;
 pub mod registry;
 
 pub use manifest::{EventPattern, Manifest, ManifestError};
-pub use registry::{PluginSet, SharedPlugins};
+pub use registry::{LoadError, PluginSet, SharedPlugins, load_dir, load_pair};

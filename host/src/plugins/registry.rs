@@ -1,9 +1,25 @@
-//! The loaded plugins. Swapped as a whole (an `Arc` snapshot), so a running delivery keeps the
+//! The loaded plugins, and loading them from the plugin folder.
+//!
+//! A [`PluginSet`] is swapped as a whole (an `Arc` snapshot), so a running delivery keeps the
 //! version it started with while new deliveries see the new set.
+//!
+//! Loading: the folder holds `name.toml` + `name.wasm` pairs. [`load_dir`] loads every pair it
+//! finds and reports (without stopping) manifests without a component, components without a
+//! manifest, invalid manifests and components that fail to compile or link. [`load_pair`] loads
+//! one pair on its own, so a watcher can (re)load a single plugin.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
-use crate::{ids::PluginName, runtime::LoadedPlugin, store::NewDelivery};
+use crate::{
+    ids::PluginName,
+    plugins::{Manifest, ManifestError},
+    runtime::{LoadedPlugin, Runtime, RuntimeError},
+    store::NewDelivery,
+};
 
 /// An immutable snapshot of the loaded plugins.
 #[derive(Clone, Default)]
@@ -79,11 +95,156 @@ impl SharedPlugins {
     }
 }
 
-// Integration stub, replaced by the runtime branch.
-/// Load.
-pub async fn load_dir(
-    _rt: &crate::runtime::Runtime,
-    _dir: &std::path::Path,
-) -> (PluginSet, Vec<String>) {
-    (PluginSet::default(), vec![])
+/// Why one file of the plugin folder was not loaded. Displays the file and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The folder itself could not be listed.
+    #[error("{}: cannot list the plugin folder: {source}", dir.display())]
+    ReadDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A manifest without its component.
+    #[error(
+        "{}: no component `{}` next to it; build the plugin and copy its .wasm here",
+        manifest.display(),
+        wasm.display()
+    )]
+    MissingComponent { manifest: PathBuf, wasm: PathBuf },
+    /// A component without its manifest.
+    #[error(
+        "{}: no manifest `{}` next to it; add one (see the README) or remove the file",
+        wasm.display(),
+        manifest.display()
+    )]
+    MissingManifest { wasm: PathBuf, manifest: PathBuf },
+    /// The manifest is invalid (its error names the file and the field).
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The component could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The component could not be compiled, was refused, or does not fit the world.
+    #[error("{}: {source}", path.display())]
+    Runtime {
+        path: PathBuf,
+        #[source]
+        source: RuntimeError,
+    },
+    /// The compile task panicked or was cancelled.
+    #[error("{}: compiling stopped unexpectedly: {message}", path.display())]
+    Task { path: PathBuf, message: String },
 }
+
+/// Loads every `name.toml` + `name.wasm` pair in `dir`. Failures are returned alongside the
+/// plugins that loaded and never stop the others. They are returned, not logged: the caller
+/// decides how to report them (`serve` logs them, `check` prints them). Each loaded plugin is
+/// logged (name, events, SHA-256 prefix, compile time).
+pub async fn load_dir(runtime: &Runtime, dir: &Path) -> (PluginSet, Vec<LoadError>) {
+    let mut errors = Vec::new();
+    let (manifests, orphans) = match scan(dir) {
+        Ok(found) => found,
+        Err(source) => {
+            errors.push(LoadError::ReadDir {
+                dir: dir.to_path_buf(),
+                source,
+            });
+            return (PluginSet::default(), errors);
+        }
+    };
+    for wasm in orphans {
+        errors.push(LoadError::MissingManifest {
+            manifest: wasm.with_extension("toml"),
+            wasm,
+        });
+    }
+    let mut plugins = Vec::new();
+    // One at a time: compilation already uses every core, and loading is off the request path.
+    for manifest in manifests {
+        let wasm = manifest.with_extension("wasm");
+        if !wasm.is_file() {
+            errors.push(LoadError::MissingComponent { manifest, wasm });
+            continue;
+        }
+        match load_pair(runtime, &manifest, &wasm).await {
+            Ok(plugin) => plugins.push(Arc::new(plugin)),
+            Err(e) => errors.push(e),
+        }
+    }
+    (PluginSet::new(plugins), errors)
+}
+
+/// Loads one plugin: reads and validates `manifest`, then compiles `wasm` on a blocking thread.
+pub async fn load_pair(
+    runtime: &Runtime,
+    manifest: &Path,
+    wasm: &Path,
+) -> Result<LoadedPlugin, LoadError> {
+    let manifest = Manifest::load(manifest)?;
+    let bytes = tokio::fs::read(wasm)
+        .await
+        .map_err(|source| LoadError::Read {
+            path: wasm.to_path_buf(),
+            source,
+        })?;
+    let task_runtime = runtime.clone();
+    let plugin = tokio::task::spawn_blocking(move || task_runtime.load(manifest, &bytes))
+        .await
+        .map_err(|e| LoadError::Task {
+            path: wasm.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .map_err(|source| LoadError::Runtime {
+            path: wasm.to_path_buf(),
+            source,
+        })?;
+    let events: Vec<String> = plugin
+        .manifest
+        .events
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e.source.as_deref().unwrap_or("*"),
+                e.kind.as_deref().unwrap_or("*")
+            )
+        })
+        .collect();
+    tracing::info!(
+        plugin = %plugin.manifest.name,
+        events = %events.join(","),
+        sha256 = %plugin.sha256.get(..12).unwrap_or(&plugin.sha256),
+        compile_ms = plugin.compile_time.as_millis() as u64,
+        "plugin loaded"
+    );
+    Ok(plugin)
+}
+
+/// The manifests in `dir` (sorted) and the components that have no manifest.
+fn scan(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut manifests = Vec::new();
+    let mut components = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") if path.is_file() => manifests.push(path),
+            Some("wasm") if path.is_file() => components.push(path),
+            _ => {}
+        }
+    }
+    manifests.sort();
+    components.sort();
+    let orphans = components
+        .into_iter()
+        .filter(|wasm| !wasm.with_extension("toml").is_file())
+        .collect();
+    Ok((manifests, orphans))
+}
+
+#[cfg(test)]
+mod tests;

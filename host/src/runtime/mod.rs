@@ -1,11 +1,52 @@
 //! The plugin runtime: one wasmtime `Engine` and `Linker`, each plugin compiled and
 //! pre-instantiated once, and a fresh `Store` per delivery with a memory cap over all its linear
 //! memories, a wall-clock deadline covering host calls, and capped log capture.
+//!
+//! Invariants:
+//! - Nothing a plugin does can outlive its delivery or escape its budget: each invocation gets
+//!   a new store (dropped at the end), the whole instantiate + `handle` call runs under the
+//!   manifest's timeout (epoch interruption for guest code, a tokio timeout for host waits), and
+//!   memory growth past the manifest's cap is refused.
+//! - Only the imports checked in [`imports`] are linked; WASI grants nothing ambient.
+//! - `load` is CPU-heavy (compilation) and synchronous: callers run it on a blocking thread.
+//!
+//! Layout: `engine` (config, pool, epoch ticker), `bindings` (the one `bindgen!`), `state`
+//! (per-delivery host state), `limits`, `logs` + `output` (log capture), `host_*` (the imports),
+//! `imports` (load-time checks), `invoke` (one delivery).
 
-use std::time::Duration;
+mod bindings;
+mod engine;
+mod error;
+mod host_api;
+mod host_config;
+mod host_kv;
+mod host_log;
+mod imports;
+mod invoke;
+mod limits;
+mod logs;
+mod output;
+mod state;
 
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{
+    Engine,
+    component::{Component, HasSelf, Linker},
+};
+
+pub use engine::{Allocator, EngineOptions};
+pub use error::RuntimeError;
+
+use self::{bindings::PluginPre, engine::EpochTicker, state::State};
 use crate::{
-    api::ApiClient,
+    api::{ApiClient, Capabilities},
     ids::DeliveryId,
     plugins::Manifest,
     store::{AnyStore, LogLine, StoredEvent},
@@ -14,79 +55,198 @@ use crate::{
 /// What the runtime needs from the rest of the host.
 #[derive(Clone)]
 pub struct Services {
+    /// Backs the `kv` import.
     pub store: AnyStore,
+    /// Backs the `api` import.
     pub api: ApiClient,
 }
 
-/// A compiled, pre-instantiated plugin.
+/// A compiled, pre-instantiated plugin. Cheap to instantiate per delivery; share it in an `Arc`.
 pub struct LoadedPlugin {
+    /// The manifest it was loaded with.
     pub manifest: Manifest,
+    /// SHA-256 of the component bytes, lower-case hex.
+    pub sha256: String,
+    /// How long compiling and linking took.
+    pub compile_time: Duration,
+    pre: PluginPre<State>,
+    /// Shared with every delivery's state, so a delivery does not copy the manifest's grants.
+    capabilities: Arc<Capabilities>,
+    config: Arc<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.manifest.name)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The delivery being run.
 #[derive(Clone, Debug)]
 pub struct DeliveryInfo {
+    /// Stable across attempts.
     pub id: DeliveryId,
+    /// 1-based.
     pub attempt: u32,
+    /// Stable across attempts and redeliveries; the plugin uses it for idempotent side effects.
     pub idempotency_key: String,
 }
 
 /// How one invocation ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// `handle` returned `ok`.
     Succeeded,
     /// The plugin asked to retry.
     Retry {
+        /// Why, in the plugin's words.
         reason: String,
+        /// The earliest next attempt the plugin asked for; the host's backoff when `None`.
         after: Option<Duration>,
     },
     /// The plugin said retrying cannot help.
     Fail(String),
-    /// The guest trapped (panic, unreachable, stack overflow, ...).
+    /// The guest trapped (panic, unreachable, stack overflow, ...), or failed to instantiate.
     Trap(String),
-    /// The wall-clock deadline passed.
+    /// The wall-clock deadline passed (guest code interrupted, or a host wait cut short).
     Timeout,
-    /// The guest tried to grow its memories past the manifest's cap.
+    /// The guest tried to grow its memories past the manifest's cap and then failed.
     MemoryExceeded(String),
 }
 
 /// The result of running a plugin once.
 #[derive(Clone, Debug)]
 pub struct Invocation {
+    /// How it ended.
     pub outcome: Outcome,
+    /// The plugin's log lines and captured output, capped.
     pub logs: Vec<LogLine>,
+    /// API calls handed to the client (calls refused for `max_api_calls` are not counted).
     pub api_calls: u32,
+    /// Wall-clock time of the attempt, instantiation included.
     pub duration: Duration,
 }
 
-/// Why a plugin could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error("{0}")]
-    Load(String),
+/// The plugin runtime. Cheap to clone; the epoch thread stops when the last clone drops.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
 }
 
-// Integration stub, replaced by the runtime branch.
-/// The runtime.
-#[derive(Clone)]
-pub struct Runtime;
+struct Inner {
+    engine: Engine,
+    linker: Linker<State>,
+    services: Arc<Services>,
+    allocator: Allocator,
+    // Declared last: dropped (and its thread joined) after everything else.
+    _ticker: EpochTicker,
+}
+
 impl Runtime {
-    /// New.
-    pub fn new(_services: Services) -> Result<Runtime, RuntimeError> {
-        Ok(Runtime)
+    /// The runtime with production engine settings.
+    pub fn new(services: Services) -> Result<Runtime, RuntimeError> {
+        Runtime::with_options(services, EngineOptions::default())
     }
-    /// Invoke.
+
+    /// The runtime with explicit engine settings (tests use a small pool).
+    pub fn with_options(
+        services: Services,
+        options: EngineOptions,
+    ) -> Result<Runtime, RuntimeError> {
+        let (engine, allocator) = engine::build(&options)?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Engine(format!("linking WASI: {e:#}")))?;
+        bindings::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(format!("linking the plugin imports: {e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone(), options.epoch_tick)?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                services: Arc::new(services),
+                allocator,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// Which instance allocator the engine uses (pooling unless the address space forbids it).
+    pub fn allocator(&self) -> Allocator {
+        self.inner.allocator
+    }
+
+    /// Compiles `wasm`, checks its imports and exports, and pre-instantiates it.
+    ///
+    /// CPU-heavy (hundreds of milliseconds for a typical Rust plugin, seconds for Python or
+    /// JavaScript): call it on a blocking thread.
+    pub fn load(&self, manifest: Manifest, wasm: &[u8]) -> Result<LoadedPlugin, RuntimeError> {
+        let started = std::time::Instant::now();
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        if !wasm.starts_with(b"\0asm") {
+            return Err(RuntimeError::Compile(
+                "not a WebAssembly file (no `\\0asm` header); is it half-written, or another \
+                 kind of file?"
+                    .into(),
+            ));
+        }
+        if is_core_module(wasm) {
+            return Err(RuntimeError::Compile(
+                "this is a core WebAssembly module, not a component; build the plugin for \
+                 wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+                    .into(),
+            ));
+        }
+        let component = Component::new(&self.inner.engine, wasm)
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let mut plugin = self.link(manifest, component, sha256)?;
+        plugin.compile_time = started.elapsed();
+        Ok(plugin)
+    }
+
+    /// Runs the plugin's `handle` on `event` in a fresh instance, within the manifest's timeout
+    /// and memory cap. Never fails: every ending is an [`Outcome`].
     pub async fn invoke(
         &self,
-        _p: &LoadedPlugin,
-        _e: &StoredEvent,
-        _d: &DeliveryInfo,
+        plugin: &LoadedPlugin,
+        event: &StoredEvent,
+        delivery: &DeliveryInfo,
     ) -> Invocation {
-        Invocation {
-            outcome: Outcome::Fail("stub".into()),
-            logs: vec![],
-            api_calls: 0,
-            duration: Duration::ZERO,
-        }
+        invoke::run(&self.inner, plugin, event, delivery).await
     }
+
+    /// Checks and pre-instantiates a compiled component. Split from `load` so a component that
+    /// comes from elsewhere (the on-disk compile cache) goes through the same checks.
+    fn link(
+        &self,
+        manifest: Manifest,
+        component: Component,
+        sha256: String,
+    ) -> Result<LoadedPlugin, RuntimeError> {
+        imports::check(&self.inner.engine, &component)?;
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
+        let pre =
+            PluginPre::new(instance_pre).map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
+        Ok(LoadedPlugin {
+            capabilities: Arc::new(manifest.capabilities.clone()),
+            config: Arc::new(manifest.config.clone()),
+            manifest,
+            sha256,
+            compile_time: Duration::ZERO,
+            pre,
+        })
+    }
+}
+
+/// Whether `wasm` is a core module (layer 0) rather than a component (layer 1).
+fn is_core_module(wasm: &[u8]) -> bool {
+    // Header: `\0asm`, then a 16-bit version and a 16-bit layer, little-endian.
+    wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[6..8] == [0, 0]
 }

@@ -6,7 +6,7 @@
 //! without plumbing a registry), so the recorder is installed once per process and shared by
 //! every server the process runs (tests run several).
 
-use std::sync::OnceLock;
+use std::{io::IsTerminal, sync::OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -20,12 +20,14 @@ pub fn init_logging(config: &TelemetryConfig) -> bool {
         .or_else(|_| EnvFilter::try_new(&config.log_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
-    // Colours only on a terminal: a log file or a pipe (journald, a parent process reading the
-    // lines) must get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let result = match config.log_format {
         LogFormat::Human => registry
-            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    // Colour only for a person at a terminal, never into files or pipes.
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

@@ -40,6 +40,13 @@ async fn run_hostile(
     );
 
     let hostile = server.wait_final(&webhook_id, "hostile", FINAL).await;
+    // The second event runs the same plugin: it must end the same way.
+    let again = server.wait_final(&second_id, "hostile", FINAL).await;
+    assert_eq!(
+        (again.state, again.attempts[0].outcome.as_str()),
+        (hostile.state, hostile.attempts[0].outcome.as_str()),
+        "both events end alike"
+    );
     for id in [&webhook_id, &second_id] {
         let tagger = server.wait_final(id, "contact-tagger", FINAL).await;
         assert_eq!(
@@ -105,11 +112,12 @@ async fn an_upstream_that_never_answers_is_dropped_at_the_deadline() {
         took < Duration::from_secs(3),
         "ran {took:?} for a 2 s budget"
     );
-    assert_eq!(fake.requests_to("/hang").len(), 1);
+    // One hanging call per event (two events were posted); each is dropped at its deadline.
+    assert_eq!(fake.requests_to("/hang").len(), 2);
     fake.wait_until(
         Duration::from_secs(5),
-        "the hanging call to be dropped",
-        |f| f.abandoned() == 1,
+        "the hanging calls to be dropped",
+        |f| f.abandoned() == 2,
     )
     .await;
 }

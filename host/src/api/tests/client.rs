@@ -1,193 +1,18 @@
 //! The client against loopback fakes: what arrives upstream, what never does, deadlines, size
 //! caps, and the retry schedule on paused time.
 
-use std::{
-    collections::VecDeque,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
-use axum::{body::Bytes, extract::State, response::IntoResponse};
-use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
+use super::fake::{
+    Capture, Fake, Reply, TOKEN, client, config, ctx, get, quick_schedule, token_file,
+};
 use crate::{
-    api::{
-        AllowList, ApiClient, ApiError, ApiInitError, ApiRequest, CallContext, Capabilities,
-        RetryMode, RetrySchedule,
-    },
-    config::ApiConfig,
-    ids::{ApiName, PluginName, TenantId},
+    api::{ApiClient, ApiError, ApiInitError, RetryMode, RetrySchedule},
+    ids::{ApiName, TenantId},
     secret::SecretRef,
 };
-
-const TOKEN: &str = "pit-0123456789-secret";
-
-/// What the fake saw.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: http::Method,
-    /// Path and query as sent.
-    uri: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// A scripted answer; when the script runs out the fake answers 200 `{"ok":true}`.
-#[derive(Clone, Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-    delay: Duration,
-}
-
-impl Reply {
-    fn status(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: vec![],
-            body: format!("{{\"status\":{status}}}").into_bytes(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
-#[derive(Clone, Default)]
-struct FakeState {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-}
-
-/// An axum server on `127.0.0.1:0` that records every request.
-struct Fake {
-    addr: std::net::SocketAddr,
-    state: FakeState,
-}
-
-impl Fake {
-    async fn start(script: Vec<Reply>) -> Fake {
-        let state = FakeState::default();
-        state.script.lock().unwrap().extend(script);
-        let app = axum::Router::new()
-            .fallback(record)
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Fake { addr, state }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.state.seen.lock().unwrap().clone()
-    }
-
-    fn base(&self, path: &str) -> reqwest::Url {
-        reqwest::Url::parse(&format!("http://{}{path}", self.addr)).unwrap()
-    }
-}
-
-async fn record(State(state): State<FakeState>, req: axum::extract::Request) -> impl IntoResponse {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    state.seen.lock().unwrap().push(Seen {
-        method: parts.method,
-        uri: parts.uri.to_string(),
-        headers: parts.headers,
-        body,
-    });
-    let reply = state.script.lock().unwrap().pop_front();
-    let reply = reply.unwrap_or_else(|| Reply {
-        body: b"{\"ok\":true}".to_vec(),
-        ..Reply::status(200)
-    });
-    if !reply.delay.is_zero() {
-        tokio::time::sleep(reply.delay).await;
-    }
-    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
-    for (name, value) in reply.headers {
-        response.headers_mut().append(name, value.parse().unwrap());
-    }
-    response
-}
-
-/// A token file that lives as long as the returned guard.
-fn token_file() -> (tempfile::TempDir, SecretRef) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("token");
-    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
-    (dir, SecretRef::File(path))
-}
-
-fn config(base_url: reqwest::Url, token: Option<SecretRef>) -> ApiConfig {
-    ApiConfig {
-        name: ApiName::new("hl"),
-        base_url,
-        token,
-        idempotency_header: Some(http::HeaderName::from_static("idempotency-key")),
-        // Longest prefix first, as config validation sorts them.
-        versions: vec![
-            ("/calendars".into(), "2021-04-15".into()),
-            ("/".into(), "2021-07-28".into()),
-        ],
-        request_timeout: Duration::from_secs(15),
-        max_response: 1024,
-        allowed_headers: vec![http::header::CONTENT_TYPE, http::header::ACCEPT],
-    }
-}
-
-fn client(config: ApiConfig, schedule: RetrySchedule) -> ApiClient {
-    let apis = [(config.name.clone(), config)].into_iter().collect();
-    ApiClient::with_schedule(&apis, schedule).unwrap()
-}
-
-fn ctx(deadline_in: Duration) -> CallContext {
-    let rules: Vec<String> = [
-        "GET /contacts/*",
-        "POST /contacts/*/tags",
-        "GET /calendars/**",
-        "GET /big",
-    ]
-    .iter()
-    .map(|r| r.to_string())
-    .collect();
-    let mut caps = Capabilities::default();
-    caps.apis
-        .insert(ApiName::new("hl"), AllowList::parse(&rules).unwrap());
-    CallContext {
-        plugin: PluginName::new("tagger"),
-        tenant: TenantId::new("loc1"),
-        capabilities: Arc::new(caps),
-        idempotency_key: "evt1-tagger".into(),
-        call_number: 3,
-        deadline: Instant::now() + deadline_in,
-    }
-}
-
-fn get(path: &str) -> ApiRequest {
-    ApiRequest {
-        api: ApiName::new("hl"),
-        method: http::Method::GET,
-        path: path.into(),
-        query: vec![],
-        body: None,
-        retry: RetryMode::Auto,
-        headers: vec![],
-    }
-}
-
-/// Delays short enough for real-time tests.
-fn quick_schedule() -> RetrySchedule {
-    RetrySchedule {
-        delays: vec![Duration::from_millis(10); 4],
-        ..RetrySchedule::default()
-    }
-}
 
 #[tokio::test]
 async fn host_headers_base_path_and_query_arrive_as_expected() {
@@ -526,30 +351,10 @@ fn a_token_with_a_newline_inside_is_refused_without_printing_it() {
     assert!(!err.to_string().contains("def-secret"));
 }
 
-/// A log sink for one test.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn calls_are_logged_with_the_template_and_never_the_token_or_body() {
     let capture = Capture::default();
-    let sink = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = capture.install();
 
     let fake = Fake::start(vec![
         Reply::status(200)
@@ -569,7 +374,7 @@ async fn calls_are_logged_with_the_template_and_never_the_token_or_body() {
         .await
         .unwrap();
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let line = logs
         .lines()
         .find(|l| l.contains("api call"))
@@ -583,6 +388,7 @@ async fn calls_are_logged_with_the_template_and_never_the_token_or_body() {
         "status=200",
         "attempt=1",
         "latency_ms=",
+        "paced_ms=0",
         "ratelimit_remaining=\"42\"",
         "ratelimit_max=\"100\"",
         "ratelimit_daily_remaining=\"199000\"",
@@ -692,6 +498,11 @@ async fn a_wait_past_the_deadline_returns_budget_exhausted() {
     };
     assert!((3600..=4400).contains(&retry_after_ms), "{retry_after_ms}");
     assert_eq!(fake.seen().len(), 3);
+    // Out of delivery time, not told to wait by the API: the attempt counts.
+    assert_eq!(
+        client.quota_deferral(&ApiName::new("hl"), &TenantId::new("loc1"), &err),
+        None
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -717,4 +528,49 @@ async fn an_exhausted_daily_quota_defers_the_delivery() {
     );
     assert_eq!(fake.seen().len(), 1);
     assert!(started.elapsed() < Duration::from_secs(1));
+    // The dispatcher learns that this is the API's quota, not the plugin's failure.
+    let (api, tenant) = (ApiName::new("hl"), TenantId::new("loc1"));
+    assert_eq!(
+        client.upstream_wait(&api, &tenant),
+        Some(Duration::from_secs(3600))
+    );
+    assert_eq!(client.upstream_wait(&api, &TenantId::new("loc2")), None);
+    assert_eq!(
+        client.quota_deferral(&api, &tenant, &err),
+        Some(Duration::from_secs(3600))
+    );
+    assert_eq!(
+        client.quota_deferral(&api, &tenant, &ApiError::Timeout),
+        None
+    );
+    // Further calls of that tenant are deferred without reaching the API.
+    let err = client
+        .send(&ctx(Duration::from_secs(60)), get("/contacts/c2"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ApiError::BudgetExhausted {
+            retry_after_ms: 3_600_000
+        }
+    );
+    assert_eq!(fake.seen().len(), 1);
+}
+
+#[test]
+fn every_entry_point_is_send_for_async_host_functions() {
+    fn send<T: Send>(_: &T) {}
+    fn owned<T: Send + Sync + 'static>() {}
+    owned::<ApiClient>();
+    owned::<crate::api::Pages>();
+    let client = client(
+        config(reqwest::Url::parse("https://api.example").unwrap(), None),
+        quick_schedule(),
+    );
+    let c = ctx(Duration::from_secs(1));
+    send(&client.send(&c, get("/contacts/c1")));
+    send(&client.get_cached(&c, get("/contacts/c1")));
+    send(&client.send_batch(&c, vec![get("/contacts/c1")]));
+    let mut pages = client.pages(&c, get("/contacts/c1"), crate::api::PageStyle::Page, 3);
+    send(&pages.next());
 }

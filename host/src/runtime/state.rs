@@ -1,0 +1,126 @@
+//! The host state of one delivery: the data a fresh `Store` carries while the plugin runs.
+//!
+//! Invariants: a `State` lives for exactly one attempt and is dropped with its store, so nothing
+//! a plugin does (resources, log lines, the API call count) leaks into the next delivery. The
+//! WASI context grants nothing: no preopened directories, no environment, no arguments, no
+//! sockets and no name lookup; clocks and random work; stdout/stderr go to the log buffer.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::{
+    Services,
+    limits::MemoryLimiter,
+    logs::{LogBuffer, OutputKind, SharedLogs},
+    output::CaptureStream,
+};
+use crate::{
+    api::Capabilities,
+    ids::{DeliveryId, EventId, PluginName, TenantId},
+};
+
+/// Resources (streams, pollables, ...) a plugin may hold at once.
+pub const MAX_RESOURCES: usize = 1024;
+
+/// Who a delivery's log lines are about: attached to every host log line it produces.
+#[derive(Clone, Debug)]
+pub struct DeliveryTags {
+    pub plugin: PluginName,
+    pub event_id: EventId,
+    pub delivery_id: DeliveryId,
+    pub tenant: TenantId,
+}
+
+/// What a delivery's state is built from.
+pub struct StateParts {
+    pub tags: Arc<DeliveryTags>,
+    pub idempotency_key: String,
+    pub capabilities: Arc<Capabilities>,
+    pub config: Arc<Map<String, Value>>,
+    pub max_api_calls: u32,
+    pub memory: u64,
+    pub deadline: tokio::time::Instant,
+    pub services: Arc<Services>,
+}
+
+/// Host state of one delivery (the `T` of `Store<T>`).
+pub struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// The memory budget over all linear memories.
+    pub limiter: MemoryLimiter,
+    /// The wall-clock deadline of this attempt; host waits never extend past it.
+    pub deadline: tokio::time::Instant,
+    pub tags: Arc<DeliveryTags>,
+    /// Stable across attempts; the API client derives per-call keys from it.
+    pub idempotency_key: String,
+    /// The plugin's grants, shared by all its deliveries.
+    pub capabilities: Arc<Capabilities>,
+    /// The manifest's `[config]` table.
+    pub config: Arc<Map<String, Value>>,
+    /// The manifest's `max_api_calls`.
+    pub max_api_calls: u32,
+    /// API calls made so far (those handed to the client; refused ones are not counted).
+    pub api_calls: u32,
+    /// Log lines and captured output.
+    pub logs: SharedLogs,
+    pub services: Arc<Services>,
+}
+
+impl State {
+    /// A fresh state with a WASI context that grants nothing.
+    pub fn new(parts: StateParts) -> State {
+        let logs = LogBuffer::shared();
+        let wasi = WasiCtx::builder()
+            .stdout(CaptureStream::new(
+                OutputKind::Stdout,
+                logs.clone(),
+                parts.tags.clone(),
+            ))
+            .stderr(CaptureStream::new(
+                OutputKind::Stderr,
+                logs.clone(),
+                parts.tags.clone(),
+            ))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        State {
+            wasi,
+            table,
+            limiter: MemoryLimiter::new(parts.memory),
+            deadline: parts.deadline,
+            tags: parts.tags,
+            idempotency_key: parts.idempotency_key,
+            capabilities: parts.capabilities,
+            config: parts.config,
+            max_api_calls: parts.max_api_calls,
+            api_calls: 0,
+            logs,
+            services: parts.services,
+        }
+    }
+
+    /// The delivery's log lines, with notes about anything dropped.
+    pub fn take_logs(&mut self) -> Vec<crate::store::LogLine> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).finish()
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+// `types` holds only types, but the generated linker code still asks for its (empty) trait.
+impl super::bindings::types::Host for State {}
