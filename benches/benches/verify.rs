@@ -15,7 +15,6 @@ use ed25519_dalek::{
     pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
 };
 use http::{HeaderMap, HeaderValue};
-use rsa::pkcs8::EncodePrivateKey as _;
 use wasmhook::{
     config::Config,
     ids::now_ms,

@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    Listeners,
+    Listeners, admin_client,
     config::{Config, LogFormat},
 };
 
@@ -39,6 +39,14 @@ pub enum Command {
         #[arg(long, short, default_value = "wasmhook.toml", env = "WASMHOOK_CONFIG")]
         config: PathBuf,
     },
+    /// List, show, replay or cancel deliveries on a running server (admin API).
+    Deliveries(admin_client::DeliveriesArgs),
+    /// Replay dead deliveries matching a filter, paced (admin API).
+    Replay(admin_client::ReplayArgs),
+    /// Delete dead deliveries (admin API).
+    Purge(admin_client::PurgeArgs),
+    /// Remove everything held about a tenant, or about one contact of it (admin API).
+    Erase(admin_client::EraseArgs),
 }
 
 /// Runs the parsed command.
@@ -56,6 +64,36 @@ pub fn main(cli: Cli) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Deliveries(args) => admin(admin_client::run_deliveries(args)),
+        Command::Replay(args) => admin(admin_client::run_replay(args)),
+        Command::Purge(args) => admin(admin_client::run_purge(args)),
+        Command::Erase(args) => admin(admin_client::run_erase(args)),
+    }
+}
+
+/// Runs one admin command on a small runtime and prints its answer or its error.
+fn admin(
+    command: impl std::future::Future<Output = Result<String, admin_client::AdminClientError>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wasmhook: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`config::Config`], bound [`Listeners`] and a shutdown future. `main.rs` only parses the CLI,
 //! loads the config and calls it.
 
+pub mod admin_client;
 pub mod alerts;
 pub mod api;
 pub mod cli;

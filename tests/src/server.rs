@@ -109,14 +109,20 @@ impl TestServerBuilder {
         std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
         let mut text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             token = {{ file = \"admin.token\" }}\n\n[storage]\nurl = \"sqlite://data/wasmhook.db\"\n\n",
+             token = {{ file = \"admin.token\" }}\n\n",
             self.server
         );
+        // A test's own `[storage]` table gets the store URL added; otherwise it is the default.
+        let store_url = "url = \"sqlite://data/wasmhook.db\"\n";
+        let custom_storage = self.sections.iter().any(|s| s.contains("[storage]"));
+        if !custom_storage {
+            text.push_str(&format!("[storage]\n{store_url}\n"));
+        }
         if !self.sections.iter().any(|s| s.contains("[plugins]")) {
             text.push_str("[plugins]\npoll_interval = \"50ms\"\nretry_base = \"100ms\"\nretry_max = \"2s\"\n\n");
         }
         for s in &self.sections {
-            text.push_str(s);
+            text.push_str(&s.replace("[storage]\n", &format!("[storage]\n{store_url}")));
             text.push('\n');
         }
         let path = dir.path().join("wasmhook.toml");

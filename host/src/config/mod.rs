@@ -86,6 +86,14 @@ pub struct StorageConfig {
     pub url: StoreUrl,
     /// How long an event id is remembered for dedup (and events are kept). Default 7 days.
     pub retention: Duration,
+    /// How long dead deliveries (and their events) are kept for inspection and replay.
+    /// Default 30 days.
+    pub dead_retention: Duration,
+    /// Keep payloads after every delivery of them succeeded. Default false (data
+    /// minimisation: only source, id, kind, tenant, time and the payload's hash stay).
+    pub keep_payloads: bool,
+    /// How often the retention collector runs. Default 1 minute.
+    pub gc_interval: Duration,
 }
 
 /// Which store backend and where.
@@ -172,6 +180,12 @@ mod tests {
             StoreUrl::Sqlite(Path::new("conf/data/wasmhook.db").to_path_buf())
         );
         assert_eq!(config.storage.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(
+            config.storage.dead_retention,
+            Duration::from_secs(30 * 24 * 3600)
+        );
+        assert!(!config.storage.keep_payloads);
+        assert_eq!(config.storage.gc_interval, Duration::from_secs(60));
         assert_eq!(config.plugins.dir, Path::new("conf/plugins"));
         let source = config.source("highlevel").unwrap();
         let SchemeConfig::HighLevel(hl) = &source.scheme else {
@@ -263,6 +277,16 @@ token = "plain-text-token"
             !msg.contains("plain-text-token"),
             "a secret leaked into:\n{msg}"
         );
+    }
+
+    #[test]
+    fn a_replay_window_longer_than_retention_is_refused() {
+        let msg = problems(
+            "[storage]\nretention = \"1h\"\n[[sources]]\nname = \"hl\"\nscheme = \"highlevel\"\n\
+             app_id = \"a\"\nmax_age = \"2h\"\n",
+        );
+        assert!(msg.contains("sources[0].max_age"), "{msg}");
+        assert!(msg.contains("storage.retention"), "{msg}");
     }
 
     #[test]

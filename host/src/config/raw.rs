@@ -49,6 +49,9 @@ pub struct RawAdmin {
 pub struct RawStorage {
     pub url: Option<String>,
     pub retention: Option<String>,
+    pub dead_retention: Option<String>,
+    pub keep_payloads: Option<bool>,
+    pub gc_interval: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

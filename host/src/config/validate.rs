@@ -199,7 +199,24 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             raw.storage.retention.as_deref(),
             Duration::from_secs(7 * 24 * 3600),
         ),
+        dead_retention: c.duration(
+            "storage.dead_retention",
+            raw.storage.dead_retention.as_deref(),
+            Duration::from_secs(30 * 24 * 3600),
+        ),
+        keep_payloads: raw.storage.keep_payloads.unwrap_or(false),
+        gc_interval: c.duration(
+            "storage.gc_interval",
+            raw.storage.gc_interval.as_deref(),
+            Duration::from_secs(60),
+        ),
     };
+    if storage.gc_interval.is_zero() {
+        c.problem(
+            "storage.gc_interval",
+            "must be longer than zero, e.g. \"1m\"",
+        );
+    }
 
     let plugins = PluginsConfig {
         dir: c.path(raw.plugins.dir.as_deref().unwrap_or(Path::new("plugins"))),
@@ -274,6 +291,8 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         }
         sources.push(source);
     }
+    // A redelivery the sources still accept must still find its event to be recognised: the
+    // replay window of every source ends inside the retention window.
     check_replay_windows(&mut c, &sources, storage.retention);
 
     if c.problems.is_empty() {

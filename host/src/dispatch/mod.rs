@@ -1,36 +1,48 @@
 //! The dispatcher: background workers that claim due deliveries and run plugins on them.
 //!
 //! Plugins run on their own multi-threaded tokio runtime, separate from the one serving HTTP, so
-//! plugin CPU can never starve ingress. A semaphore bounds deliveries in flight (`workers`); the
-//! loop claims as many due deliveries as it has free permits, runs each in its own task, and
-//! sleeps until ingress wakes it or `poll_interval` passes (retries become due by time alone).
+//! plugin CPU can never starve ingress. Two limits bound what runs at once:
+//! - `plugins.workers` (global): deliveries in flight across all plugins;
+//! - each plugin's manifest `concurrency`: its own deliveries in flight. The claim asks the store
+//!   for at most each plugin's free slots, so one slow plugin fills only its own slots and every
+//!   other plugin keeps getting workers.
 //!
-//! Each claimed delivery holds a lease that a side task renews every third of its length, so a
-//! plugin that runs long is never claimed twice, while a crashed worker's delivery becomes
-//! claimable again once the lease lapses.
+//! The loop claims as many due deliveries as there is room for, runs each in its own task, and
+//! waits until a task finishes, ingress wakes it, or `poll_interval` passes (retries become due
+//! by time alone). Plugins are offered to the claim in a rotating order, so that when workers are
+//! scarce no plugin is always served last.
+//!
+//! Leases (see `lease`): each claimed delivery holds one of its plugin's timeout plus a margin,
+//! renewed every third of its length while the plugin runs, so a long-running delivery is never
+//! claimed twice, while a crashed worker's delivery becomes claimable once the lease lapses.
+//!
+//! Shutdown: stop claiming, let running deliveries finish within the grace period; any still
+//! running then is cut off and put back to pending at once (no attempt spent), so the next start
+//! runs it without waiting for its lease to lapse.
 
 mod backoff;
+mod inflight;
+mod lease;
 mod worker;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use tokio::{
-    sync::{Notify, Semaphore, watch},
+    sync::{Notify, watch},
     task::JoinSet,
 };
 
 use crate::{
     config::PluginsConfig,
-    plugins::SharedPlugins,
+    ids::{PluginName, now_ms},
+    plugins::{Manifest, SharedPlugins},
     runtime::Runtime,
-    store::{AnyStore, Store},
+    store::{AnyStore, ClaimRequest, PluginSlots, Store},
 };
 
 pub use backoff::delay as retry_delay;
-
-/// How long a claimed delivery is held before another worker may take it over. Renewed every
-/// `LEASE / 3` while the plugin runs, so it only lapses when the worker or process is gone.
-pub const LEASE: Duration = Duration::from_secs(30);
+pub use inflight::InFlight;
+pub use lease::{LEASE_MARGIN, lease_for};
 
 /// Most deliveries claimed in one store round trip.
 const MAX_CLAIM_BATCH: usize = 64;
@@ -51,6 +63,8 @@ pub struct Dispatcher {
     plugin_runtime: tokio::runtime::Runtime,
     stop: watch::Sender<bool>,
     main: tokio::task::JoinHandle<()>,
+    inflight: InFlight,
+    store: AnyStore,
 }
 
 impl Dispatcher {
@@ -62,68 +76,136 @@ impl Dispatcher {
             .enable_all()
             .build()?;
         let (stop, stop_rx) = watch::channel(false);
-        let main = plugin_runtime.spawn(dispatch_loop(deps, stop_rx));
+        let inflight = InFlight::default();
+        let store = deps.store.clone();
+        let main = plugin_runtime.spawn(dispatch_loop(deps, inflight.clone(), stop_rx));
         Ok(Dispatcher {
             plugin_runtime,
             stop,
             main,
+            inflight,
+            store,
         })
     }
 
+    /// Deliveries running now (for status and tests).
+    pub fn inflight(&self) -> &InFlight {
+        &self.inflight
+    }
+
     /// Stops claiming, lets running deliveries finish within `grace`, then stops. Deliveries
-    /// still running after `grace` are abandoned: their leases lapse and another worker (or the
-    /// next start) runs them again.
+    /// still running after `grace` are cut off and put back to pending, due now, without
+    /// spending their attempt (the host stopped them, not the plugin); if even that fails their
+    /// leases lapse and they run again after that.
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(true);
         let mut main = self.main;
         if tokio::time::timeout(grace, &mut main).await.is_err() {
+            main.abort();
+            let _ = main.await;
+            let cut_off = self.inflight.take_all();
             tracing::warn!(
                 grace_ms = grace.as_millis() as u64,
-                "deliveries still running at shutdown; they will run again after their lease lapses"
+                deliveries = cut_off.len(),
+                "deliveries still running at the end of the shutdown grace period; they run again at the next start"
             );
-            main.abort();
+            for running in cut_off {
+                let note = "interrupted by a shutdown; runs again at the next start".to_owned();
+                if let Err(e) = self
+                    .store
+                    .defer(&running.delivery, &running.lease, now_ms(), note)
+                    .await
+                {
+                    tracing::warn!(delivery = %running.delivery, error = %e,
+                        "could not release an interrupted delivery; it runs again once its lease lapses");
+                }
+            }
         }
         // Dropping a runtime inside an async context is not allowed; this detaches its threads.
         self.plugin_runtime.shutdown_background();
     }
 }
 
-async fn dispatch_loop(deps: Deps, mut stop: watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(deps.config.workers));
-    let mut running = JoinSet::new();
+/// Each plugin's free slots (its `concurrency` minus its running deliveries) and lease, for
+/// those with room, starting at `rotation` (mod their count).
+fn slots<'a>(
+    manifests: impl Iterator<Item = &'a Manifest>,
+    running: &HashMap<PluginName, usize>,
+    rotation: usize,
+) -> Vec<PluginSlots> {
+    let mut all: Vec<PluginSlots> = manifests
+        .filter_map(|manifest| {
+            let busy = running.get(&manifest.name).copied().unwrap_or(0);
+            let free = (manifest.concurrency as usize).saturating_sub(busy);
+            (free > 0).then(|| PluginSlots {
+                plugin: manifest.name.clone(),
+                free,
+                lease: lease_for(manifest.timeout),
+            })
+        })
+        .collect();
+    if !all.is_empty() {
+        let at = rotation % all.len();
+        all.rotate_left(at);
+    }
+    all
+}
+
+async fn dispatch_loop(deps: Deps, inflight: InFlight, mut stop: watch::Receiver<bool>) {
+    let workers = deps.config.workers;
+    let mut running: JoinSet<PluginName> = JoinSet::new();
+    let mut per_plugin: HashMap<PluginName, usize> = HashMap::new();
+    let mut rotation = 0usize;
+    let finished = |per_plugin: &mut HashMap<PluginName, usize>, plugin: PluginName| {
+        if let Some(n) = per_plugin.get_mut(&plugin) {
+            *n = n.saturating_sub(1);
+        }
+    };
     loop {
-        while running.try_join_next().is_some() {}
-        let first = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stop.changed() => break,
-        };
-        let mut held = vec![first];
-        while held.len() < MAX_CLAIM_BATCH {
-            match permits.clone().try_acquire_owned() {
-                Ok(p) => held.push(p),
-                Err(_) => break,
+        while let Some(done) = running.try_join_next() {
+            if let Ok(plugin) = done {
+                finished(&mut per_plugin, plugin);
             }
         }
-        match deps.store.claim(held.len(), LEASE).await {
-            Ok(claimed) if !claimed.is_empty() => {
-                for (delivery, permit) in claimed.into_iter().zip(held.drain(..)) {
-                    let deps = deps.clone();
-                    running.spawn(async move {
-                        worker::run(&deps, delivery).await;
-                        drop(permit);
-                    });
+        if *stop.borrow() {
+            break;
+        }
+        let room = workers.saturating_sub(running.len()).min(MAX_CLAIM_BATCH);
+        if room > 0 {
+            let set = deps.plugins.current();
+            let slots = slots(set.iter().map(|p| &p.manifest), &per_plugin, rotation);
+            rotation = rotation.wrapping_add(1);
+            if !slots.is_empty() {
+                match deps
+                    .store
+                    .claim(ClaimRequest::per_plugin(room, slots))
+                    .await
+                {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        for delivery in claimed {
+                            *per_plugin.entry(delivery.plugin.clone()).or_default() += 1;
+                            let deps = deps.clone();
+                            let inflight = inflight.clone();
+                            running.spawn(async move {
+                                let plugin = delivery.plugin.clone();
+                                worker::run(&deps, &inflight, delivery).await;
+                                plugin
+                            });
+                        }
+                        // There may be more due: claim again at once.
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
                 }
-                // Permits not matched by a claim are released here; loop at once for more.
-                continue;
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
         }
-        drop(held);
         tokio::select! {
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if let Ok(plugin) = done {
+                    finished(&mut per_plugin, plugin);
+                }
+            }
             _ = deps.wake.notified() => {}
             _ = tokio::time::sleep(deps.config.poll_interval) => {}
             _ = stop.changed() => break,
@@ -131,4 +213,33 @@ async fn dispatch_loop(deps: Deps, mut stop: watch::Receiver<bool>) {
     }
     // Stop claiming; let what runs finish (the caller bounds this by the grace period).
     while running.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::test_support::manifest;
+
+    #[test]
+    fn slots_leave_out_full_plugins_and_rotate() {
+        let a = manifest("a", "concurrency = 2\ntimeout = \"1s\"");
+        let b = manifest("b", "concurrency = 1");
+        let c = manifest("c", "");
+        let running = HashMap::from([(PluginName::new("a"), 1), (PluginName::new("b"), 1)]);
+        let got = slots([&a, &b, &c].into_iter(), &running, 0);
+        let names: Vec<(&str, usize)> = got.iter().map(|s| (s.plugin.as_str(), s.free)).collect();
+        assert_eq!(
+            names,
+            vec![("a", 1), ("c", 4)],
+            "b is full; c has the default 4"
+        );
+        assert_eq!(got[0].lease, Duration::from_secs(1) + LEASE_MARGIN);
+        let rotated = slots([&a, &b, &c].into_iter(), &running, 1);
+        assert_eq!(
+            rotated[0].plugin.as_str(),
+            "c",
+            "the next claim starts elsewhere"
+        );
+        assert!(slots(std::iter::empty(), &running, 3).is_empty());
+    }
 }

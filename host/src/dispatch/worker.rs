@@ -1,11 +1,20 @@
 //! Runs one claimed delivery: the plugin, the lease renewal beside it, and the completion that
 //! records the attempt and decides what happens next.
+//!
+//! Invariants: an attempt's result is recorded only under its lease (a stale lease records
+//! nothing); if the lease is lost while the plugin runs, the plugin is cut off at once, since
+//! another worker may already own the delivery; a delivery whose plugin is not loaded is put
+//! back without spending an attempt.
 
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use super::{Deps, LEASE, backoff};
+use super::{
+    Deps, backoff,
+    inflight::{InFlight, Running},
+    lease::{lease_for, renew_every},
+};
 use crate::{
     alerts::{self, AlertKind},
     ids::now_ms,
@@ -16,7 +25,18 @@ use crate::{
 /// How long a delivery whose plugin is not loaded waits before it is looked at again.
 const MISSING_PLUGIN_RECHECK: Duration = Duration::from_secs(10);
 
-pub(super) async fn run(deps: &Deps, claimed: Claimed) {
+pub(super) async fn run(deps: &Deps, inflight: &InFlight, claimed: Claimed) {
+    inflight.start(Running {
+        delivery: claimed.delivery.clone(),
+        plugin: claimed.plugin.clone(),
+        lease: claimed.lease.clone(),
+    });
+    let delivery = claimed.delivery.clone();
+    run_traced(deps, claimed).await;
+    inflight.end(&delivery);
+}
+
+async fn run_traced(deps: &Deps, claimed: Claimed) {
     let span = tracing::info_span!(
         "delivery",
         event_id = %claimed.event.id,
@@ -32,53 +52,55 @@ async fn run_in_span(deps: &Deps, claimed: Claimed) {
     let started_at_ms = now_ms();
     let started = Instant::now();
     let Some(plugin) = deps.plugins.current().get(&claimed.plugin) else {
+        // Unloaded between the claim and now (a hot reload removed it): not the delivery's
+        // fault, so it waits without spending an attempt.
         tracing::warn!("plugin is not loaded; the delivery waits for it");
-        let invocation = Invocation {
-            outcome: Outcome::Retry {
-                reason: format!("plugin {} is not loaded", claimed.plugin),
-                after: Some(MISSING_PLUGIN_RECHECK),
-            },
-            logs: Vec::new(),
-            api_calls: 0,
-            duration: Duration::ZERO,
-        };
-        finish(deps, &claimed, started_at_ms, invocation).await;
+        let at_ms = now_ms() + MISSING_PLUGIN_RECHECK.as_millis() as i64;
+        let note = format!("waiting: plugin {} is not loaded", claimed.plugin);
+        if let Err(e) = deps
+            .store
+            .defer(&claimed.delivery, &claimed.lease, at_ms, note)
+            .await
+        {
+            tracing::warn!(error = %e, "could not put the delivery back; it runs again once its lease lapses");
+        }
         return;
     };
 
-    let renewal = tokio::spawn(renew_lease(deps.clone(), claimed.clone()));
+    let lease = lease_for(plugin.manifest.timeout);
     let delivery = DeliveryInfo {
         id: claimed.delivery.clone(),
         attempt: claimed.attempt,
         // Stable across attempts and process restarts: the delivery id never changes.
         idempotency_key: claimed.delivery.to_string(),
     };
-    let invocation = deps
-        .runtime
-        .invoke(&plugin, &claimed.event, &delivery)
-        .await;
-    renewal.abort();
+    let invocation = tokio::select! {
+        invocation = deps.runtime.invoke(&plugin, &claimed.event, &delivery) => invocation,
+        () = renew_lease(deps, &claimed, lease) => {
+            // Another worker may own the delivery now: running on could repeat its effects
+            // concurrently, and our result could not be recorded anyway.
+            tracing::warn!("lease lost while running; the attempt was cut off and is not recorded");
+            return;
+        }
+    };
     metrics::histogram!("wasmhook_plugin_duration_seconds", "plugin" => claimed.plugin.to_string())
         .record(started.elapsed().as_secs_f64());
     finish(deps, &claimed, started_at_ms, invocation).await;
 }
 
-/// Keeps the lease alive while the plugin runs. Stops by itself if the lease was lost.
-async fn renew_lease(deps: Deps, claimed: Claimed) {
-    let mut tick = tokio::time::interval(LEASE / 3);
+/// Keeps the lease alive while the plugin runs; returns only when the lease is lost.
+async fn renew_lease(deps: &Deps, claimed: &Claimed, lease: Duration) {
+    let mut tick = tokio::time::interval(renew_every(lease));
     tick.tick().await; // the first tick is immediate; the claim just set the lease
     loop {
         tick.tick().await;
         match deps
             .store
-            .renew(&claimed.delivery, &claimed.lease, LEASE)
+            .renew(&claimed.delivery, &claimed.lease, lease)
             .await
         {
             Ok(()) => {}
-            Err(StoreError::LeaseLost(_)) => {
-                tracing::warn!("lease lost while running; the result will not be recorded");
-                return;
-            }
+            Err(StoreError::LeaseLost(_)) => return,
             Err(e) => tracing::error!(error = %e, "renewing the lease failed; will try again"),
         }
     }

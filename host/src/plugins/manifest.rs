@@ -7,7 +7,8 @@
 //!
 //! Invariants of a [`Manifest`]: `name` equals the file stem and is 1-64 of `a-z0-9-_`;
 //! `events` is non-empty; `timeout` > 0; `memory` within [`MIN_MEMORY`]..=[`MAX_MEMORY`];
-//! `max_attempts` within 1..=[`MAX_ATTEMPTS`]; capabilities parsed by the API module.
+//! `max_attempts` within 1..=[`MAX_ATTEMPTS`]; `concurrency` within 1..=[`MAX_CONCURRENCY`];
+//! `ordering_key`, when set, a JSON pointer (`/field/sub`); capabilities parsed by the API module.
 
 use std::{
     collections::BTreeMap,
@@ -42,6 +43,10 @@ pub const MAX_ATTEMPTS: u32 = 100;
 pub const DEFAULT_MAX_API_CALLS: u32 = 50;
 /// Most API calls per attempt allowed.
 pub const MAX_API_CALLS: u32 = 10_000;
+/// Default deliveries of one plugin running at once.
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+/// Most deliveries of one plugin running at once (the global `plugins.workers` also bounds it).
+pub const MAX_CONCURRENCY: u32 = 1024;
 
 /// Top-level fields a manifest may have.
 const FIELDS: &[&str] = &[
@@ -51,6 +56,8 @@ const FIELDS: &[&str] = &[
     "memory",
     "max_attempts",
     "max_api_calls",
+    "concurrency",
+    "ordering_key",
     "capabilities",
     "config",
 ];
@@ -71,6 +78,12 @@ pub struct Manifest {
     pub max_attempts: u32,
     /// API calls allowed per attempt. Default 50.
     pub max_api_calls: u32,
+    /// Deliveries of this plugin running at once (within the global `plugins.workers`).
+    /// Default 4.
+    pub concurrency: u32,
+    /// JSON pointer into the payload (e.g. `/contactId`): deliveries with the same value run
+    /// one at a time, in arrival order. None: no ordering.
+    pub ordering_key: Option<String>,
     pub capabilities: Capabilities,
     /// The `[config]` table, as JSON.
     pub config: serde_json::Map<String, serde_json::Value>,
@@ -179,6 +192,15 @@ impl Manifest {
             MAX_API_CALLS,
         )
         .map_err(|m| err("max_api_calls", m))?;
+        let concurrency = parse_count(
+            table.remove("concurrency"),
+            DEFAULT_CONCURRENCY,
+            1,
+            MAX_CONCURRENCY,
+        )
+        .map_err(|m| err("concurrency", m))?;
+        let ordering_key =
+            parse_ordering_key(table.remove("ordering_key")).map_err(|m| err("ordering_key", m))?;
         let capabilities = parse_capabilities(table.remove("capabilities"))
             .map_err(|(field, m)| err(&field, m))?;
         let config = match table.remove("config") {
@@ -200,6 +222,8 @@ impl Manifest {
             memory,
             max_attempts,
             max_api_calls,
+            concurrency,
+            ordering_key,
             capabilities,
             config,
         })
@@ -234,6 +258,19 @@ fn parse_name(path: &Path, value: Option<Value>) -> Result<PluginName, String> {
         ));
     }
     Ok(PluginName::new(name))
+}
+
+/// A JSON pointer (RFC 6901) into the payload: `/contactId`, `/contact/id`.
+fn parse_ordering_key(value: Option<Value>) -> Result<Option<String>, String> {
+    let example = "e.g. `ordering_key = \"/contactId\"`";
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) if s.starts_with('/') && s.len() > 1 => Ok(Some(s)),
+        Some(Value::String(s)) => Err(format!(
+            "`{s}` is not a JSON pointer into the payload; start it with `/`, {example}"
+        )),
+        Some(_) => Err(format!("must be a string, {example}")),
+    }
 }
 
 fn parse_events(value: Option<Value>) -> Result<Vec<EventPattern>, String> {

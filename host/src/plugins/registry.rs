@@ -53,6 +53,7 @@ impl PluginSet {
             .map(|p| NewDelivery {
                 plugin: p.manifest.name.clone(),
                 max_attempts: p.manifest.max_attempts,
+                ordering_key: p.manifest.ordering_key.clone(),
             })
             .collect()
     }

@@ -1,7 +1,7 @@
 //! HTTP: the public listener (webhooks, `/healthz`) and the admin listener (`/metrics`,
 //! `/readyz`), and [`run`], which wires every subsystem together.
 
-mod admin;
+pub mod admin;
 mod body;
 pub mod error;
 pub mod ingress;
@@ -27,7 +27,10 @@ use crate::{
     plugins::{SharedPlugins, registry},
     runtime::{Runtime, Services},
     sources::{LiveSources, Sources},
-    store::AnyStore,
+    store::{
+        AnyStore, StoreOptions,
+        retention::{self, RetentionPolicy},
+    },
 };
 
 /// Bound listeners handed to [`run`]; tests bind `127.0.0.1:0` and never race for a port.
@@ -50,9 +53,14 @@ pub async fn run(
     // Install the metrics recorder before anything records: counts made before it exists are
     // lost, and the first `/metrics` request would otherwise install it.
     crate::telemetry::metrics();
-    let store = AnyStore::open(&config.storage.url)
-        .await
-        .context("opening the store")?;
+    let store = AnyStore::open_with(
+        &config.storage.url,
+        StoreOptions {
+            keep_payloads: config.storage.keep_payloads,
+        },
+    )
+    .await
+    .context("opening the store")?;
     let api = ApiClient::new(&config.apis).context("building the API client")?;
     let runtime = Runtime::new(Services {
         store: store.clone(),
@@ -107,7 +115,7 @@ pub async fn run(
         sources,
         plugins,
         store: store.clone(),
-        wake,
+        wake: wake.clone(),
         max_body: config.server.max_body,
         body_timeout: config.server.body_timeout,
         max_concurrent: config.server.max_concurrent_requests,
@@ -123,7 +131,20 @@ pub async fn run(
         store: store.clone(),
         shutting_down: shutting_down.clone(),
         token: admin_token,
+        wake: wake.clone(),
     });
+
+    // Started last, once nothing above can fail, so an early error leaves no task behind.
+    let (gc_stop, gc_stopped) = tokio::sync::watch::channel(false);
+    let collector = tokio::spawn(retention::run(
+        store.clone(),
+        RetentionPolicy {
+            retention: config.storage.retention,
+            dead_retention: config.storage.dead_retention,
+            interval: config.storage.gc_interval,
+        },
+        gc_stopped,
+    ));
 
     let public_addr = listeners.public.local_addr()?;
     let admin_addr = listeners.admin.local_addr()?;
@@ -173,6 +194,10 @@ pub async fn run(
     reloader.abort();
     tracing::info!("listeners closed; finishing running deliveries");
     dispatcher.shutdown(SHUTDOWN_GRACE).await;
+    let _ = gc_stop.send(true);
+    if let Err(e) = collector.await {
+        tracing::error!(error = %e, "the retention collector ended abnormally");
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

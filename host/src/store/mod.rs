@@ -19,10 +19,20 @@
 //! affordable with one writer thread that commits every queued write in one transaction (one
 //! fsync per batch, not per webhook); see `sqlite` for the details.
 
+mod claim;
 pub mod conformance;
+mod maintenance;
+pub mod ordering;
+pub mod retention;
 pub mod sqlite;
 
 use std::{future::Future, time::Duration};
+
+pub use claim::{ClaimRequest, PluginSlots};
+pub use maintenance::{
+    EraseRequest, EventInfo, Pacing, PurgeFilter, Removed, ReplayFilter, RetentionCutoffs,
+    payload_names_contact,
+};
 
 use crate::{
     ids::{ApiName, DeliveryId, EventId, LeaseToken, PluginName, SourceName, TenantId},
@@ -48,6 +58,21 @@ pub struct NewDelivery {
     pub plugin: PluginName,
     /// Attempts before the delivery is dead (from the plugin's manifest).
     pub max_attempts: u32,
+    /// The plugin's manifest `ordering_key`: a JSON pointer into the payload (e.g.
+    /// `/contactId`). The store resolves it at ingest (see [`ordering`]); deliveries of this
+    /// plugin with the same resolved value then run one at a time, in arrival order.
+    pub ordering_key: Option<String>,
+}
+
+impl NewDelivery {
+    /// A delivery to `plugin` with `max_attempts` attempts and no ordering.
+    pub fn new(plugin: PluginName, max_attempts: u32) -> NewDelivery {
+        NewDelivery {
+            plugin,
+            max_attempts,
+            ordering_key: None,
+        }
+    }
 }
 
 /// What `ingest` did.
@@ -152,8 +177,15 @@ pub struct DeliveryRecord {
     /// Attempts started so far.
     pub attempts_made: u32,
     pub max_attempts: u32,
-    /// When it is due next (pending) or its lease expires (running).
+    /// When it is due next (pending), its lease expires (running), or it ended.
     pub due_at_ms: i64,
+    /// The value of the plugin's `ordering_key` in this event, if it has one.
+    #[serde(default)]
+    pub ordering_key: Option<String>,
+    /// Why a pending delivery waits without having spent an attempt (deferred because its
+    /// plugin is not loaded or an API's daily quota ran out), or that an operator replayed it.
+    #[serde(default)]
+    pub note: Option<String>,
     pub attempts: Vec<AttemptRecord>,
 }
 
@@ -164,6 +196,8 @@ pub struct DeliveryFilter {
     pub plugin: Option<PluginName>,
     pub tenant: Option<TenantId>,
     pub event_id: Option<EventId>,
+    /// Only those created at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
     /// At most this many, newest first. 0 means the backend's default (100).
     pub limit: usize,
 }
@@ -189,6 +223,23 @@ pub enum StoreError {
     Locked { path: String, holder: String },
     #[error("store is shutting down")]
     Closed,
+    /// No delivery with this id.
+    #[error("no delivery {0}")]
+    NotFound(DeliveryId),
+    /// The operation does not apply to the delivery in its current state (e.g. cancelling a
+    /// running delivery, replaying a pending one).
+    #[error("delivery {id} is {state}; {hint}")]
+    WrongState {
+        id: DeliveryId,
+        state: &'static str,
+        hint: &'static str,
+    },
+    /// The event's payload was dropped once every delivery succeeded (data minimisation), so
+    /// the delivery cannot run again.
+    #[error(
+        "delivery {0} cannot be replayed: its event's payload was dropped after every delivery succeeded"
+    )]
+    PayloadDropped(DeliveryId),
     /// The database was written by a newer wasmhook whose schema this binary does not know.
     #[error(
         "the store's schema is version {found}, newer than this wasmhook supports ({supported}); run a newer wasmhook"
@@ -212,15 +263,27 @@ pub trait Store: Send + Sync + 'static {
         deliveries: Vec<NewDelivery>,
     ) -> impl Future<Output = Result<IngestOutcome, StoreError>> + Send;
 
-    /// Claims up to `limit` due deliveries (pending and due, or running with an expired lease),
-    /// oldest due first (then oldest created), for `lease`. Each gets a new lease token and its
-    /// attempt count + 1, and comes with its event, payload included. An expired lease's attempt
-    /// is recorded as `lost`; if it was the last one the delivery becomes `dead` instead.
+    /// Claims due deliveries within `request` (see [`ClaimRequest`]): pending and due, oldest
+    /// due first (then oldest created), skipping any whose ordering key has an earlier delivery
+    /// of the same plugin still pending or running. Each gets a new lease token and its attempt
+    /// count + 1, and comes with its event, payload included. First, running deliveries whose
+    /// lease expired get their attempt recorded as `lost` and become pending again, or dead if
+    /// it was the last one.
     fn claim(
         &self,
-        limit: usize,
-        lease: Duration,
+        request: ClaimRequest,
     ) -> impl Future<Output = Result<Vec<Claimed>, StoreError>> + Send;
+
+    /// Puts a running delivery back to pending, due at `at_ms`, WITHOUT spending an attempt
+    /// (its plugin is not loaded, or an API's daily quota ran out), with `note` saying why.
+    /// `LeaseLost` if `token` is stale.
+    fn defer(
+        &self,
+        id: &DeliveryId,
+        token: &LeaseToken,
+        at_ms: i64,
+        note: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Extends a running delivery's lease to now + `lease`. `LeaseLost` if `token` is stale.
     fn renew(
@@ -239,6 +302,51 @@ pub trait Store: Send + Sync + 'static {
         completion: Completion,
         attempt: AttemptRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes a dead or succeeded delivery pending again, due now, with as many attempts as
+    /// it was created with. `WrongState` if it is pending or running, `PayloadDropped` if its
+    /// event's payload is gone, `NotFound` if there is no such delivery.
+    fn replay(&self, id: &DeliveryId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replays up to `limit` dead deliveries matching `filter`, oldest death first, with due
+    /// times spread by `pacing`. Returns the ids revived (fewer than `limit`: none are left).
+    fn replay_dead(
+        &self,
+        filter: ReplayFilter,
+        pacing: Pacing,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DeliveryId>, StoreError>> + Send;
+
+    /// Deletes a pending delivery with its attempts. `WrongState` unless it is pending.
+    fn cancel(&self, id: &DeliveryId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes up to `limit` dead deliveries matching `filter`, with their attempts.
+    fn purge_dead(
+        &self,
+        filter: PurgeFilter,
+        limit: usize,
+    ) -> impl Future<Output = Result<Removed, StoreError>> + Send;
+
+    /// One retention pass of at most `limit` rows per kind (see [`RetentionCutoffs`]).
+    fn collect_garbage(
+        &self,
+        cutoffs: RetentionCutoffs,
+        limit: usize,
+    ) -> impl Future<Output = Result<Removed, StoreError>> + Send;
+
+    /// Removes everything held about a tenant (events, deliveries, attempts, kv), or with a
+    /// contact only the events naming it and their deliveries, in batches, and reports counts.
+    fn erase(
+        &self,
+        request: EraseRequest,
+    ) -> impl Future<Output = Result<Removed, StoreError>> + Send;
+
+    /// What is kept of an event (payload excluded).
+    fn event_info(
+        &self,
+        source: &SourceName,
+        id: &EventId,
+    ) -> impl Future<Output = Result<Option<EventInfo>, StoreError>> + Send;
 
     /// A delivery with its attempts.
     fn delivery(
@@ -351,6 +459,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send;
 }
 
+/// Behaviour a backend is opened with (from `[storage]`). The default drops payloads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Keep payloads after every delivery succeeded. Default false: data minimisation drops
+    /// them, keeping what dedup needs (HighLevel's guide asks to store only what is needed).
+    pub keep_payloads: bool,
+}
+
 /// The store the host holds: one variant per backend.
 #[derive(Clone)]
 pub enum AnyStore {
@@ -358,12 +474,21 @@ pub enum AnyStore {
 }
 
 impl AnyStore {
-    /// Opens the store `url` names, creating and migrating it as needed.
+    /// Opens the store `url` names, creating and migrating it as needed, with the default
+    /// [`StoreOptions`].
     pub async fn open(url: &crate::config::StoreUrl) -> Result<AnyStore, StoreError> {
+        Self::open_with(url, StoreOptions::default()).await
+    }
+
+    /// Opens the store `url` names with `options`.
+    pub async fn open_with(
+        url: &crate::config::StoreUrl,
+        options: StoreOptions,
+    ) -> Result<AnyStore, StoreError> {
         match url {
-            crate::config::StoreUrl::Sqlite(path) => {
-                Ok(AnyStore::Sqlite(sqlite::SqliteStore::open(path).await?))
-            }
+            crate::config::StoreUrl::Sqlite(path) => Ok(AnyStore::Sqlite(
+                sqlite::SqliteStore::open_with(path, options).await?,
+            )),
         }
     }
 
@@ -391,8 +516,51 @@ impl Store for AnyStore {
     ) -> Result<IngestOutcome, StoreError> {
         delegate!(self, s => s.ingest(event, deliveries).await)
     }
-    async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
-        delegate!(self, s => s.claim(limit, lease).await)
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claimed>, StoreError> {
+        delegate!(self, s => s.claim(request).await)
+    }
+    async fn defer(
+        &self,
+        id: &DeliveryId,
+        token: &LeaseToken,
+        at_ms: i64,
+        note: String,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.defer(id, token, at_ms, note).await)
+    }
+    async fn replay(&self, id: &DeliveryId) -> Result<(), StoreError> {
+        delegate!(self, s => s.replay(id).await)
+    }
+    async fn replay_dead(
+        &self,
+        filter: ReplayFilter,
+        pacing: Pacing,
+        limit: usize,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        delegate!(self, s => s.replay_dead(filter, pacing, limit).await)
+    }
+    async fn cancel(&self, id: &DeliveryId) -> Result<(), StoreError> {
+        delegate!(self, s => s.cancel(id).await)
+    }
+    async fn purge_dead(&self, filter: PurgeFilter, limit: usize) -> Result<Removed, StoreError> {
+        delegate!(self, s => s.purge_dead(filter, limit).await)
+    }
+    async fn collect_garbage(
+        &self,
+        cutoffs: RetentionCutoffs,
+        limit: usize,
+    ) -> Result<Removed, StoreError> {
+        delegate!(self, s => s.collect_garbage(cutoffs, limit).await)
+    }
+    async fn erase(&self, request: EraseRequest) -> Result<Removed, StoreError> {
+        delegate!(self, s => s.erase(request).await)
+    }
+    async fn event_info(
+        &self,
+        source: &SourceName,
+        id: &EventId,
+    ) -> Result<Option<EventInfo>, StoreError> {
+        delegate!(self, s => s.event_info(source, id).await)
     }
     async fn renew(
         &self,

@@ -21,6 +21,8 @@ pub fn init_logging(config: &TelemetryConfig) -> bool {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.log_format {
+        // Colours only on a terminal: escape codes in a log file or a pipe (systemd, a test's
+        // child process) garble every `key=value` for the tools that read it.
         LogFormat::Human => registry
             .with(
                 fmt::layer()

@@ -4,6 +4,9 @@
 
 mod common;
 mod config_cli;
+mod crash;
+mod engine;
+mod engine_support;
 mod hostile;
 mod ingress;
 mod installations;

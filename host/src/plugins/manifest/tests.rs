@@ -216,3 +216,24 @@ fn load_reads_the_file_and_names_it_when_missing() {
     assert_eq!(e.path, missing);
     assert_eq!(e.field, "file");
 }
+
+#[test]
+fn concurrency_and_ordering_key_have_defaults_and_checks() {
+    let m = parse(MINIMAL).unwrap();
+    assert_eq!(m.concurrency, 4);
+    assert_eq!(m.ordering_key, None);
+    let m = parse(&format!(
+        "{MINIMAL}concurrency = 1\nordering_key = \"/contactId\"\n"
+    ))
+    .unwrap();
+    assert_eq!(m.concurrency, 1);
+    assert_eq!(m.ordering_key.as_deref(), Some("/contactId"));
+    let message = error_on(&format!("{MINIMAL}concurrency = 0\n"), "concurrency");
+    assert!(!message.is_empty());
+    let message = error_on(
+        &format!("{MINIMAL}ordering_key = \"contactId\"\n"),
+        "ordering_key",
+    );
+    assert!(message.contains("start it with `/`"), "{message}");
+    error_on(&format!("{MINIMAL}ordering_key = 3\n"), "ordering_key");
+}

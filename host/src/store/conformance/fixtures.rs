@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::{
     ids::{DeliveryId, EventId, PluginName, SourceName, TenantId, now_ms},
     store::{
-        AttemptRecord, Claimed, DeliveryFilter, DeliveryRecord, IngestOutcome, KvScope, LogLine,
-        NewDelivery, NewEvent, Store, StoreError,
+        AttemptRecord, ClaimRequest, Claimed, DeliveryFilter, DeliveryRecord, IngestOutcome,
+        KvScope, LogLine, NewDelivery, NewEvent, Store, StoreError,
     },
 };
 
@@ -42,6 +42,7 @@ pub(super) fn subscribers(plugins: &[&str], max_attempts: u32) -> Vec<NewDeliver
         .map(|plugin| NewDelivery {
             plugin: PluginName::new(*plugin),
             max_attempts,
+            ordering_key: None,
         })
         .collect()
 }
@@ -99,7 +100,7 @@ pub(super) async fn ingest_new<S: Store>(
 
 pub(super) async fn claim<S: Store>(store: &S, limit: usize, lease: Duration) -> Vec<Claimed> {
     store
-        .claim(limit, lease)
+        .claim(ClaimRequest::any(limit, lease))
         .await
         .unwrap_or_else(|err| panic!("claim({limit}) failed: {err}"))
 }
@@ -131,4 +132,71 @@ pub(super) fn assert_lease_lost(result: Result<(), StoreError>, id: &DeliveryId,
         Err(StoreError::LeaseLost(lost)) => assert_eq!(&lost, id, "{what}: LeaseLost names it"),
         other => panic!("{what}: expected LeaseLost, got {other:?}"),
     }
+}
+
+/// Ingests event `id` of `tenant` with a JSON `payload` to `deliveries`; returns their ids.
+pub(super) async fn ingest_json<S: Store>(
+    store: &S,
+    id: &str,
+    tenant: &str,
+    payload: serde_json::Value,
+    deliveries: Vec<NewDelivery>,
+) -> Vec<DeliveryId> {
+    let mut event = new_event(id, tenant);
+    event.payload = payload.to_string().into_bytes();
+    match store.ingest(event, deliveries).await {
+        Ok(IngestOutcome::Inserted { deliveries }) => deliveries,
+        other => panic!("ingest of new event {id} returned {other:?}"),
+    }
+}
+
+/// A delivery to `plugin` ordered by the payload's `/contactId`.
+pub(super) fn ordered(plugin: &str, max_attempts: u32) -> NewDelivery {
+    NewDelivery {
+        plugin: PluginName::new(plugin),
+        max_attempts,
+        ordering_key: Some("/contactId".into()),
+    }
+}
+
+/// A claim of only these plugins' deliveries: (plugin, free slots), under `LONG_LEASE`.
+pub(super) async fn claim_slots<S: Store>(
+    store: &S,
+    limit: usize,
+    slots: &[(&str, usize)],
+) -> Vec<Claimed> {
+    let slots = slots
+        .iter()
+        .map(|(plugin, free)| crate::store::PluginSlots {
+            plugin: PluginName::new(*plugin),
+            free: *free,
+            lease: LONG_LEASE,
+        })
+        .collect();
+    store
+        .claim(ClaimRequest::per_plugin(limit, slots))
+        .await
+        .expect("claim with slots")
+}
+
+/// Completes `claimed` with `completion` and a matching attempt record.
+pub(super) async fn finish<S: Store>(
+    store: &S,
+    claimed: &Claimed,
+    completion: crate::store::Completion,
+) {
+    let outcome = match completion {
+        crate::store::Completion::Succeeded => "succeeded",
+        crate::store::Completion::Retry { .. } => "retry",
+        crate::store::Completion::Dead => "fail",
+    };
+    store
+        .complete(
+            &claimed.delivery,
+            &claimed.lease,
+            completion,
+            attempt_record(claimed.attempt, outcome, None),
+        )
+        .await
+        .expect("complete");
 }

@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 use super::fixtures::*;
 use crate::{
     ids::{DeliveryId, LeaseToken, now_ms},
-    store::{Completion, DeliveryState, Store},
+    store::{ClaimRequest, Completion, DeliveryState, Store},
 };
 
 pub async fn claim_takes_oldest_due_first_with_its_event<S: Store>(store: S) {
@@ -70,7 +70,10 @@ pub async fn concurrent_claimers_never_share_a_delivery<S: Store>(store: S) {
         claimers.spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = store.claim(3, LONG_LEASE).await.expect("claim");
+                let got = store
+                    .claim(ClaimRequest::any(3, LONG_LEASE))
+                    .await
+                    .expect("claim");
                 if got.is_empty() {
                     return mine;
                 }

@@ -17,10 +17,15 @@ mod installations;
 mod kv;
 mod leases;
 mod listing;
+mod maintenance;
+mod scheduling;
 
 use std::future::Future;
 
-pub use self::{completion::*, ingest::*, installations::*, kv::*, leases::*, listing::*};
+pub use self::{
+    completion::*, ingest::*, installations::*, kv::*, leases::*, listing::*, maintenance::*,
+    scheduling::*,
+};
 use super::Store;
 
 /// Runs every check, each on a store returned by `fresh` (it must be new and empty).
@@ -49,6 +54,16 @@ where
     kv_values_expire(fresh().await).await;
     kv_usage_counts_key_and_value_bytes(fresh().await).await;
     kv_scopes_are_isolated(fresh().await).await;
+    claim_respects_each_plugins_free_slots(fresh().await).await;
+    same_key_deliveries_run_one_at_a_time_in_order(fresh().await).await;
+    defer_does_not_spend_an_attempt(fresh().await).await;
+    replay_revives_a_dead_delivery_with_fresh_attempts(fresh().await).await;
+    replay_dead_filters_and_paces(fresh().await).await;
+    cancel_deletes_only_pending_deliveries(fresh().await).await;
+    purge_deletes_dead_deliveries(fresh().await).await;
+    retention_keeps_what_is_due_or_recent(fresh().await).await;
+    erase_removes_a_tenant_or_a_contact(fresh().await).await;
+    payload_is_dropped_once_every_delivery_succeeded(fresh().await).await;
     ping_answers(fresh().await).await;
     an_unknown_tenant_is_refused_and_nothing_is_written(fresh().await).await;
     install_accepts_and_uninstall_refuses_again(fresh().await).await;

@@ -10,7 +10,11 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, writer::Op, writes};
+use super::{
+    SqliteStore,
+    writer::Op,
+    writes::{self, PreparedIngest},
+};
 use crate::{
     ids::{ApiName, TenantId, now_ms},
     installations::{
@@ -21,10 +25,13 @@ use crate::{
 
 /// The installation writes the writer thread runs.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the whole op travels boxed in `writer::Op`, so its size is one allocation per message"
+)]
 pub(super) enum InstallationOp {
     IngestGated {
-        event: NewEvent,
-        deliveries: Vec<NewDelivery>,
+        ingest: PreparedIngest,
         gate: Gate,
     },
     SetState {
@@ -55,11 +62,9 @@ pub(super) fn apply(
     op: InstallationOp,
 ) -> Result<InstallationOutput, StoreError> {
     match op {
-        InstallationOp::IngestGated {
-            event,
-            deliveries,
-            gate,
-        } => ingest_gated(conn, event, deliveries, &gate).map(InstallationOutput::Gated),
+        InstallationOp::IngestGated { ingest, gate } => {
+            ingest_gated(conn, ingest, &gate).map(InstallationOutput::Gated)
+        }
         InstallationOp::SetState {
             api,
             tenant,
@@ -76,10 +81,10 @@ pub(super) fn apply(
 
 fn ingest_gated(
     conn: &Connection,
-    event: NewEvent,
-    deliveries: Vec<NewDelivery>,
+    ingest: PreparedIngest,
     gate: &Gate,
 ) -> Result<GatedOutcome, StoreError> {
+    let event = &ingest.event;
     // A redelivery of an event we accepted is acknowledged whatever the installation says now:
     // refusing it would make the sender retry something that is already stored.
     let stored = conn
@@ -100,7 +105,7 @@ fn ingest_gated(
             change,
             link: new_link,
         } => {
-            let outcome = writes::ingest(conn, event, deliveries)?;
+            let outcome = writes::ingest(conn, ingest)?;
             if let Some(change) = change {
                 set_state(conn, &gate.api, &change.tenant, change.state, change.at_ms)?;
             }
@@ -270,8 +275,7 @@ impl SqliteStore {
     ) -> Result<GatedOutcome, StoreError> {
         match self
             .write_installation(InstallationOp::IngestGated {
-                event,
-                deliveries,
+                ingest: self.prepare_ingest(event, deliveries),
                 gate,
             })
             .await?

@@ -22,8 +22,10 @@
 //! connection and releases the lock before the drop returns; [`SqliteStore::close`] does the
 //! same explicitly from async code.
 
+mod claim;
 mod installations;
 mod lock;
+mod maintenance;
 mod reads;
 mod rows;
 mod schema;
@@ -44,19 +46,27 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use writer::ConnectionSettings;
 
+use sha2::{Digest, Sha256};
+
 use self::{
     lock::ProcessLock,
     reads::ReadPool,
     writer::{Message, Op, Output},
+    writes::PreparedIngest,
 };
 use super::{
-    AttemptRecord, Claimed, Completion, DeliveryFilter, DeliveryRecord, IngestOutcome, KvScope,
-    NewDelivery, NewEvent, Store, StoreError, StoredEvent,
+    AttemptRecord, ClaimRequest, Claimed, Completion, DeliveryFilter, DeliveryRecord, EraseRequest,
+    EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PurgeFilter, Removed,
+    ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions, StoredEvent, ordering,
 };
 use crate::{
     ids::{ApiName, DeliveryId, EventId, LeaseToken, SourceName, TenantId, now_ms},
     installations::{Gate, GatedOutcome, Installation, InstallationState},
 };
+
+/// Events (or kv entries) one erase command deletes, and events one contact scan reads: small
+/// enough that an erase never holds the writer (and so ingestion) for more than milliseconds.
+const ERASE_BATCH: usize = 256;
 
 /// Read connections. Reads are short point lookups; a few cover two cores with room for a slow
 /// listing, and each idle connection costs only its page cache.
@@ -74,6 +84,7 @@ struct Inner {
     writer: Option<mpsc::Sender<Message>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     reads: Arc<ReadPool>,
+    options: StoreOptions,
 }
 
 impl SqliteStore {
@@ -81,15 +92,20 @@ impl SqliteStore {
     /// schema up to date, and starts the writer thread. Fails with `Locked` if another process
     /// (or another `SqliteStore` in this one) holds the database.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, StoreOptions::default()).await
+    }
+
+    /// Like [`SqliteStore::open`], with `options`.
+    pub async fn open_with(path: &Path, options: StoreOptions) -> Result<SqliteStore, StoreError> {
         let path = path.to_owned();
-        match tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path)).await {
+        match tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path, options)).await {
             Ok(result) => result,
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(_) => Err(StoreError::Closed),
         }
     }
 
-    fn open_blocking(path: PathBuf) -> Result<SqliteStore, StoreError> {
+    fn open_blocking(path: PathBuf, options: StoreOptions) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
@@ -100,7 +116,7 @@ impl SqliteStore {
         let (sender, queue) = mpsc::channel(writer::QUEUE_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, queue, lock))?;
+            .spawn(move || writer::run(conn, queue, lock, options))?;
         tracing::debug!(path = %path.display(), "opened the SQLite store");
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -108,8 +124,32 @@ impl SqliteStore {
                 writer: Some(sender),
                 thread: Mutex::new(Some(thread)),
                 reads,
+                options,
             }),
         })
+    }
+
+    /// An ingest ready for the writer. Hashing and resolving ordering keys happen here, on the
+    /// caller's task, so the single writer thread only runs SQL.
+    fn prepare_ingest(&self, event: NewEvent, deliveries: Vec<NewDelivery>) -> PreparedIngest {
+        let payload_sha256 = hex::encode(Sha256::digest(&event.payload));
+        let pointers: Vec<Option<&str>> = deliveries
+            .iter()
+            .map(|d| d.ordering_key.as_deref())
+            .collect();
+        let keys = ordering::resolve(&event.payload, &pointers);
+        let drop_payload = deliveries.is_empty() && !self.inner.options.keep_payloads;
+        let deliveries = deliveries
+            .into_iter()
+            .zip(keys)
+            .map(|(d, key)| (d.plugin, d.max_attempts, key))
+            .collect();
+        PreparedIngest {
+            event,
+            payload_sha256,
+            deliveries,
+            drop_payload,
+        }
     }
 
     /// The database file.
@@ -191,13 +231,127 @@ impl Store for SqliteStore {
         event: NewEvent,
         deliveries: Vec<NewDelivery>,
     ) -> Result<IngestOutcome, StoreError> {
-        self.write(Op::Ingest { event, deliveries })
+        self.write(Op::Ingest(self.prepare_ingest(event, deliveries)))
             .await?
             .into_ingested()
     }
 
-    async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
-        self.write(Op::Claim { limit, lease }).await?.into_claimed()
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claimed>, StoreError> {
+        self.write(Op::Claim(request)).await?.into_claimed()
+    }
+
+    async fn defer(
+        &self,
+        id: &DeliveryId,
+        token: &LeaseToken,
+        at_ms: i64,
+        note: String,
+    ) -> Result<(), StoreError> {
+        self.write(Op::Defer {
+            id: id.clone(),
+            token: token.clone(),
+            at_ms,
+            note,
+        })
+        .await?
+        .into_done()
+    }
+
+    async fn replay(&self, id: &DeliveryId) -> Result<(), StoreError> {
+        self.write(Op::Replay { id: id.clone() }).await?.into_done()
+    }
+
+    async fn replay_dead(
+        &self,
+        filter: ReplayFilter,
+        pacing: Pacing,
+        limit: usize,
+    ) -> Result<Vec<DeliveryId>, StoreError> {
+        self.write(Op::ReplayDead {
+            filter,
+            pacing,
+            limit,
+        })
+        .await?
+        .into_ids()
+    }
+
+    async fn cancel(&self, id: &DeliveryId) -> Result<(), StoreError> {
+        self.write(Op::Cancel { id: id.clone() }).await?.into_done()
+    }
+
+    async fn purge_dead(&self, filter: PurgeFilter, limit: usize) -> Result<Removed, StoreError> {
+        self.write(Op::PurgeDead { filter, limit })
+            .await?
+            .into_removed()
+    }
+
+    async fn collect_garbage(
+        &self,
+        cutoffs: RetentionCutoffs,
+        limit: usize,
+    ) -> Result<Removed, StoreError> {
+        self.write(Op::CollectGarbage { cutoffs, limit })
+            .await?
+            .into_removed()
+    }
+
+    async fn erase(&self, request: EraseRequest) -> Result<Removed, StoreError> {
+        let mut total = Removed::default();
+        match request.contact {
+            None => loop {
+                // Events first, then kv entries; an empty batch means both are gone.
+                let removed = self
+                    .write(Op::EraseTenantBatch {
+                        tenant: request.tenant.clone(),
+                        limit: ERASE_BATCH,
+                    })
+                    .await?
+                    .into_removed()?;
+                if removed.is_empty() {
+                    break;
+                }
+                total.add(removed);
+            },
+            Some(contact) => {
+                // Matching needs the payloads: scan them on the read pool, delete on the writer.
+                // An event naming the contact that arrives during the scan may be missed; erase
+                // is a point-in-time operation and can simply be run again.
+                let mut after = None;
+                loop {
+                    let (tenant, contact) = (request.tenant.clone(), contact.clone());
+                    let (keys, last) = self
+                        .read(move |conn| {
+                            reads::events_naming_contact(
+                                conn,
+                                &tenant,
+                                &contact,
+                                after,
+                                ERASE_BATCH,
+                            )
+                        })
+                        .await?;
+                    if !keys.is_empty() {
+                        total.add(self.write(Op::EraseEvents { keys }).await?.into_removed()?);
+                    }
+                    match last {
+                        Some(last) => after = Some(last),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    async fn event_info(
+        &self,
+        source: &SourceName,
+        id: &EventId,
+    ) -> Result<Option<EventInfo>, StoreError> {
+        let (source, id) = (source.clone(), id.clone());
+        self.read(move |conn| reads::event_info(conn, &source, &id))
+            .await
     }
 
     async fn renew(

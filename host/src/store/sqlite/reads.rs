@@ -20,8 +20,11 @@ use super::{
     schema::open_reader,
 };
 use crate::{
-    ids::{DeliveryId, EventId, SourceName},
-    store::{DeliveryFilter, DeliveryRecord, KvScope, StoreError, StoredEvent},
+    ids::{DeliveryId, EventId, SourceName, TenantId},
+    store::{
+        DeliveryFilter, DeliveryRecord, EventInfo, KvScope, StoreError, StoredEvent,
+        payload_names_contact,
+    },
 };
 
 /// Listed deliveries when the filter names no limit.
@@ -157,6 +160,10 @@ pub(super) fn deliveries(
     if let Some(event_id) = &filter.event_id {
         require("event_id", event_id.as_str());
     }
+    if let Some(since) = filter.since_ms {
+        sql.push_str(&format!(" AND created_at_ms >= ?{}", args.len() + 1));
+        args.push(Value::Integer(since));
+    }
     let limit = match filter.limit {
         0 => DEFAULT_LIST_LIMIT,
         n => n,
@@ -190,6 +197,77 @@ pub(super) fn event(
         })
         .optional()?;
     Ok(event)
+}
+
+/// What is kept of an event, payload excluded.
+pub(super) fn event_info(
+    conn: &Connection,
+    source: &SourceName,
+    id: &EventId,
+) -> Result<Option<EventInfo>, StoreError> {
+    let info = conn
+        .prepare_cached(
+            "SELECT source, id, kind, tenant, received_at_ms, payload_sha256, length(payload),
+                    payload_dropped_at_ms
+             FROM events WHERE source = ?1 AND id = ?2",
+        )?
+        .query_row(params![source.as_str(), id.as_str()], |row| {
+            Ok(EventInfo {
+                source: SourceName::new(row.get::<_, String>(0)?),
+                id: EventId::new(row.get::<_, String>(1)?),
+                kind: row.get(2)?,
+                tenant: TenantId::new(row.get::<_, String>(3)?),
+                received_at_ms: row.get(4)?,
+                payload_sha256: row.get(5)?,
+                payload_len: row.get::<_, i64>(6)?.try_into().unwrap_or(0),
+                payload_dropped_at_ms: row.get(7)?,
+            })
+        })
+        .optional()?;
+    Ok(info)
+}
+
+/// An event's key: (source, id).
+pub(super) type EventKey = (String, String);
+
+/// One page of a tenant's events after `after` (source, id order): the keys of those whose
+/// payload names `contact`, and the last key seen (None when the scan is done).
+pub(super) fn events_naming_contact(
+    conn: &Connection,
+    tenant: &TenantId,
+    contact: &str,
+    after: Option<EventKey>,
+    page: usize,
+) -> Result<(Vec<EventKey>, Option<EventKey>), StoreError> {
+    let (after_source, after_id) = after.unwrap_or_default();
+    let rows: Vec<(String, String, String, Vec<u8>)> = conn
+        .prepare_cached(
+            "SELECT source, id, kind, payload FROM events
+             WHERE tenant = ?1 AND (source, id) > (?2, ?3)
+             ORDER BY source, id
+             LIMIT ?4",
+        )?
+        .query_map(
+            params![
+                tenant.as_str(),
+                after_source,
+                after_id,
+                i64::try_from(page).unwrap_or(i64::MAX)
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    let last = if rows.len() < page {
+        None
+    } else {
+        rows.last().map(|(s, i, _, _)| (s.clone(), i.clone()))
+    };
+    let matching = rows
+        .into_iter()
+        .filter(|(_, _, kind, payload)| payload_names_contact(kind, payload, contact))
+        .map(|(s, i, _, _)| (s, i))
+        .collect();
+    Ok((matching, last))
 }
 
 /// Number of stored events.

@@ -54,8 +54,8 @@ pub(super) fn event_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Store
 }
 
 /// The columns [`delivery_from_row`] reads, for `SELECT {DELIVERY_COLUMNS} FROM deliveries`.
-pub(super) const DELIVERY_COLUMNS: &str =
-    "id, plugin, source, event_id, tenant, state, attempts_made, max_attempts, due_at_ms";
+pub(super) const DELIVERY_COLUMNS: &str = "id, plugin, source, event_id, tenant, state, attempts_made, max_attempts, due_at_ms, \
+     ordering_key, note";
 
 /// A delivery (without attempts) from [`DELIVERY_COLUMNS`].
 pub(super) fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
@@ -72,6 +72,8 @@ pub(super) fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<DeliveryRecor
         attempts_made: row.get(6)?,
         max_attempts: row.get(7)?,
         due_at_ms: row.get(8)?,
+        ordering_key: row.get(9)?,
+        note: row.get(10)?,
         attempts: Vec::new(),
     })
 }

@@ -92,6 +92,33 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        name: "ordering keys, per-plugin claims, deferral notes, replay budgets, data minimisation",
+        sql: r#"
+        -- The value of the plugin's ordering_key pointer in the payload (NULL: unordered).
+        ALTER TABLE deliveries ADD COLUMN ordering_key TEXT;
+        -- Why a pending delivery waits without having spent an attempt, or that it was replayed.
+        ALTER TABLE deliveries ADD COLUMN note TEXT;
+        -- The attempts the delivery was created with; a replay grants this many again.
+        ALTER TABLE deliveries ADD COLUMN attempt_budget INTEGER NOT NULL DEFAULT 0;
+        UPDATE deliveries SET attempt_budget = max_attempts;
+
+        -- Kept after the payload is dropped, so that what was received can still be proven.
+        ALTER TABLE events ADD COLUMN payload_sha256 TEXT;
+        -- Set when the payload was dropped because every delivery succeeded.
+        ALTER TABLE events ADD COLUMN payload_dropped_at_ms INTEGER;
+
+        -- Per-plugin claims (concurrency limits) look up one plugin's due deliveries.
+        CREATE INDEX deliveries_plugin_due ON deliveries (plugin, state, due_at_ms);
+        -- "Is an earlier delivery with this key still pending or running?" (ordering).
+        CREATE INDEX deliveries_ordering ON deliveries (plugin, ordering_key)
+            WHERE ordering_key IS NOT NULL AND state IN ('pending', 'running');
+        -- Erasure by tenant.
+        CREATE INDEX deliveries_by_tenant ON deliveries (tenant);
+        CREATE INDEX events_by_tenant ON events (tenant);
+    "#,
+    },
+    Migration {
+        version: 3,
         name: "installations and company -> location links",
         sql: r#"
         CREATE TABLE installations (

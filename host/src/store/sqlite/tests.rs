@@ -26,6 +26,7 @@ fn tagger() -> Vec<NewDelivery> {
     vec![NewDelivery {
         plugin: PluginName::new("tagger"),
         max_attempts: 3,
+        ordering_key: None,
     }]
 }
 
@@ -70,7 +71,10 @@ async fn data_survives_drop_and_reopen() {
         else {
             panic!("not inserted")
         };
-        let claimed = store.claim(1, Duration::from_secs(60)).await.unwrap();
+        let claimed = store
+            .claim(ClaimRequest::any(1, Duration::from_secs(60)))
+            .await
+            .unwrap();
         store
             .complete(
                 &deliveries[0],
@@ -208,6 +212,16 @@ async fn close_flushes_queued_writes_then_refuses_more() {
     );
 }
 
+/// An ingest as the writer sees it, of event `id` to `plugin`.
+fn prepared(id: &str, plugin: &str) -> writes::PreparedIngest {
+    writes::PreparedIngest {
+        event: event(id),
+        payload_sha256: String::new(),
+        deliveries: vec![(PluginName::new(plugin), 3, None)],
+        drop_payload: false,
+    }
+}
+
 /// One batch: the failing command rolls back alone, the others commit and get their answers.
 #[test]
 fn a_failing_command_rolls_back_only_itself() {
@@ -221,29 +235,17 @@ fn a_failing_command_rolls_back_only_itself() {
         batch.push((op, reply));
         answers.push(answer);
     };
-    push(Op::Ingest {
-        event: event("evt-1"),
-        deliveries: tagger(),
-    });
+    push(Op::Ingest(prepared("evt-1", "tagger")));
     // Fails at its delivery row (the trigger below rejects it) after its event row went in, so
     // only the savepoint's rollback can undo that event while keeping the other commands' rows.
-    push(Op::Ingest {
-        event: event("evt-2"),
-        deliveries: vec![NewDelivery {
-            plugin: PluginName::new("rejected"),
-            max_attempts: 1,
-        }],
-    });
-    push(Op::Ingest {
-        event: event("evt-3"),
-        deliveries: tagger(),
-    });
+    push(Op::Ingest(prepared("evt-2", "rejected")));
+    push(Op::Ingest(prepared("evt-3", "tagger")));
     conn.execute_batch(
         "CREATE TEMP TRIGGER reject AFTER INSERT ON deliveries WHEN new.plugin = 'rejected'
          BEGIN SELECT RAISE(ABORT, 'rejected by test'); END;",
     )
     .unwrap();
-    writer::run_batch(&conn, &mut batch);
+    writer::run_batch(&conn, &mut batch, &StoreOptions::default());
 
     let results: Vec<_> = answers
         .into_iter()
@@ -282,10 +284,16 @@ async fn a_half_done_completion_is_undone() {
         .await
         .unwrap();
     store.ingest(event("evt-1"), tagger()).await.unwrap();
-    let first = store.claim(1, Duration::from_millis(20)).await.unwrap();
+    let first = store
+        .claim(ClaimRequest::any(1, Duration::from_millis(20)))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(60)).await;
     // Re-claiming records attempt 1 as lost; the new holder then reports the wrong number, 1.
-    let second = store.claim(1, Duration::from_secs(60)).await.unwrap();
+    let second = store
+        .claim(ClaimRequest::any(1, Duration::from_secs(60)))
+        .await
+        .unwrap();
     assert_eq!(second[0].delivery, first[0].delivery);
     let result = store
         .complete(

@@ -18,13 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     installations::{InstallationOp, InstallationOutput},
     lock::ProcessLock,
-    writes,
+    writes::{self, PreparedIngest},
 };
 use crate::{
-    ids::{DeliveryId, LeaseToken},
+    ids::{DeliveryId, LeaseToken, TenantId},
     store::{
-        AttemptRecord, Claimed, Completion, IngestOutcome, KvScope, NewDelivery, NewEvent,
-        StoreError,
+        AttemptRecord, ClaimRequest, Claimed, Completion, IngestOutcome, KvScope, Pacing,
+        PurgeFilter, Removed, ReplayFilter, RetentionCutoffs, StoreError, StoreOptions,
     },
 };
 
@@ -39,14 +39,8 @@ pub(super) const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 /// One write.
 #[derive(Debug)]
 pub(super) enum Op {
-    Ingest {
-        event: NewEvent,
-        deliveries: Vec<NewDelivery>,
-    },
-    Claim {
-        limit: usize,
-        lease: Duration,
-    },
+    Ingest(PreparedIngest),
+    Claim(ClaimRequest),
     Renew {
         id: DeliveryId,
         token: LeaseToken,
@@ -57,6 +51,41 @@ pub(super) enum Op {
         token: LeaseToken,
         completion: Completion,
         attempt: AttemptRecord,
+    },
+    Defer {
+        id: DeliveryId,
+        token: LeaseToken,
+        at_ms: i64,
+        note: String,
+    },
+    Replay {
+        id: DeliveryId,
+    },
+    ReplayDead {
+        filter: ReplayFilter,
+        pacing: Pacing,
+        limit: usize,
+    },
+    Cancel {
+        id: DeliveryId,
+    },
+    PurgeDead {
+        filter: PurgeFilter,
+        limit: usize,
+    },
+    CollectGarbage {
+        cutoffs: RetentionCutoffs,
+        limit: usize,
+    },
+    /// Deletes up to `limit` of the tenant's events (with deliveries and attempts), or when
+    /// none are left, up to `limit` of its kv entries.
+    EraseTenantBatch {
+        tenant: TenantId,
+        limit: usize,
+    },
+    /// Deletes these events (source, id) with their deliveries and attempts.
+    EraseEvents {
+        keys: Vec<(String, String)>,
     },
     KvSet {
         scope: KvScope,
@@ -105,6 +134,8 @@ pub(super) enum Output {
     Swapped(bool),
     Settings(ConnectionSettings),
     Installations(InstallationOutput),
+    Ids(Vec<DeliveryId>),
+    Removed(Removed),
 }
 
 impl Output {
@@ -150,6 +181,20 @@ impl Output {
         }
     }
 
+    pub(super) fn into_ids(self) -> Result<Vec<DeliveryId>, StoreError> {
+        match self {
+            Output::Ids(ids) => Ok(ids),
+            other => Err(other.mismatch("delivery ids")),
+        }
+    }
+
+    pub(super) fn into_removed(self) -> Result<Removed, StoreError> {
+        match self {
+            Output::Removed(removed) => Ok(removed),
+            other => Err(other.mismatch("removal counts")),
+        }
+    }
+
     pub(super) fn into_settings(self) -> Result<ConnectionSettings, StoreError> {
         match self {
             Output::Settings(settings) => Ok(settings),
@@ -174,7 +219,12 @@ pub(super) enum Message {
 
 /// The writer thread's body. Returns when every sender is gone or after `Close`, once the queue
 /// is drained; then closes the connection and, last, releases the process lock.
-pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<Message>, lock: ProcessLock) {
+pub(super) fn run(
+    conn: Connection,
+    mut queue: mpsc::Receiver<Message>,
+    lock: ProcessLock,
+    options: StoreOptions,
+) {
     let mut batch: Vec<(Op, Reply)> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         let mut next = Some(first);
@@ -190,7 +240,7 @@ pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<Message>, lock: Pr
         }
         if !batch.is_empty() {
             metrics::histogram!("wasmhook_store_write_batch_size").record(batch.len() as f64);
-            run_batch(&conn, &mut batch);
+            run_batch(&conn, &mut batch, &options);
         }
     }
     if let Err((_, err)) = conn.close() {
@@ -202,7 +252,7 @@ pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<Message>, lock: Pr
 }
 
 /// Runs `batch` as one transaction with one savepoint per command, commits, then replies.
-pub(super) fn run_batch(conn: &Connection, batch: &mut Vec<(Op, Reply)>) {
+pub(super) fn run_batch(conn: &Connection, batch: &mut Vec<(Op, Reply)>, options: &StoreOptions) {
     let mut finished: Vec<(Reply, Result<Output, StoreError>)> = Vec::with_capacity(batch.len());
     let mut in_transaction = false;
     for (op, reply) in batch.drain(..) {
@@ -214,7 +264,7 @@ pub(super) fn run_batch(conn: &Connection, batch: &mut Vec<(Op, Reply)>) {
             }
             in_transaction = true;
         }
-        let result = run_one(conn, op);
+        let result = run_one(conn, op, options);
         if let Err(err) = &result
             && conn.is_autocommit()
         {
@@ -244,11 +294,11 @@ pub(super) fn run_batch(conn: &Connection, batch: &mut Vec<(Op, Reply)>) {
 }
 
 /// Runs one command inside its own savepoint.
-fn run_one(conn: &Connection, op: Op) -> Result<Output, StoreError> {
+fn run_one(conn: &Connection, op: Op, options: &StoreOptions) -> Result<Output, StoreError> {
     // Cached statements: these two run for every command, and parsing them each time would
     // cost as much as a small ingest.
     conn.prepare_cached("SAVEPOINT command")?.execute([])?;
-    match writes::apply(conn, op) {
+    match writes::apply(conn, op, options) {
         Ok(output) => {
             conn.prepare_cached("RELEASE command")?.execute([])?;
             Ok(output)

@@ -10,35 +10,57 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    rows::{duration_ms, event_from_row},
+    claim::claim,
+    maintenance,
+    rows::duration_ms,
     writer::{ConnectionSettings, Op, Output},
 };
 use crate::{
     ids::{DeliveryId, LeaseToken, PluginName, now_ms},
     store::{
-        AttemptRecord, Claimed, Completion, IngestOutcome, KvScope, NewDelivery, NewEvent,
-        StoreError,
+        AttemptRecord, Completion, IngestOutcome, KvScope, NewEvent, StoreError, StoreOptions,
     },
 };
 
-/// Outcome recorded for an attempt whose worker's lease ran out before it reported back.
-pub(super) const LOST_OUTCOME: &str = "lost";
-
-/// Most expired leases one claim reclaims, so that a claim after a long outage stays short.
-const REAP_BATCH: i64 = 512;
-
 /// Runs one write.
-pub(super) fn apply(conn: &Connection, op: Op) -> Result<Output, StoreError> {
+pub(super) fn apply(
+    conn: &Connection,
+    op: Op,
+    options: &StoreOptions,
+) -> Result<Output, StoreError> {
     match op {
-        Op::Ingest { event, deliveries } => ingest(conn, event, deliveries).map(Output::Ingested),
-        Op::Claim { limit, lease } => claim(conn, limit, lease).map(Output::Claimed),
+        Op::Ingest(prepared) => ingest(conn, prepared).map(Output::Ingested),
+        Op::Claim(request) => claim(conn, &request).map(Output::Claimed),
         Op::Renew { id, token, lease } => renew(conn, &id, &token, lease).map(|()| Output::Done),
         Op::Complete {
             id,
             token,
             completion,
             attempt,
-        } => complete(conn, &id, &token, &completion, &attempt).map(|()| Output::Done),
+        } => complete(conn, &id, &token, &completion, &attempt, options).map(|()| Output::Done),
+        Op::Defer {
+            id,
+            token,
+            at_ms,
+            note,
+        } => defer(conn, &id, &token, at_ms, &note).map(|()| Output::Done),
+        Op::Replay { id } => maintenance::replay(conn, &id).map(|()| Output::Done),
+        Op::ReplayDead {
+            filter,
+            pacing,
+            limit,
+        } => maintenance::replay_dead(conn, &filter, pacing, limit).map(Output::Ids),
+        Op::Cancel { id } => maintenance::cancel(conn, &id, options).map(|()| Output::Done),
+        Op::PurgeDead { filter, limit } => {
+            maintenance::purge_dead(conn, &filter, limit, options).map(Output::Removed)
+        }
+        Op::CollectGarbage { cutoffs, limit } => {
+            maintenance::collect_garbage(conn, cutoffs, limit).map(Output::Removed)
+        }
+        Op::EraseTenantBatch { tenant, limit } => {
+            maintenance::erase_tenant_batch(conn, &tenant, limit).map(Output::Removed)
+        }
+        Op::EraseEvents { keys } => maintenance::erase_events(conn, &keys).map(Output::Removed),
         Op::KvSet {
             scope,
             key,
@@ -66,17 +88,41 @@ pub(super) fn apply(conn: &Connection, op: Op) -> Result<Output, StoreError> {
     }
 }
 
+/// An ingest as the writer runs it: the event, its payload's hash, and each delivery with its
+/// ordering key already resolved (both computed by the caller, off the writer thread).
+#[derive(Debug)]
+pub(super) struct PreparedIngest {
+    pub event: NewEvent,
+    pub payload_sha256: String,
+    /// (plugin, max_attempts, ordering key value)
+    pub deliveries: Vec<(PluginName, u32, Option<String>)>,
+    /// Store the payload dropped at once (no subscriber, and payloads are not kept).
+    pub drop_payload: bool,
+}
+
 pub(super) fn ingest(
     conn: &Connection,
-    event: NewEvent,
-    deliveries: Vec<NewDelivery>,
+    prepared: PreparedIngest,
 ) -> Result<IngestOutcome, StoreError> {
+    let PreparedIngest {
+        event,
+        payload_sha256,
+        deliveries,
+        drop_payload,
+    } = prepared;
+    let now = now_ms();
+    let (payload, dropped_at): (&[u8], Option<i64>) = if drop_payload {
+        (&[], Some(now))
+    } else {
+        (&event.payload, None)
+    };
     // ON CONFLICT DO NOTHING instead of a failing INSERT: a duplicate is an ordinary answer,
     // not an error, and never disturbs the batch it shares a transaction with.
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO events (source, id, kind, tenant, received_at_ms, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO events (source, id, kind, tenant, received_at_ms, payload,
+                                 payload_sha256, payload_dropped_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (source, id) DO NOTHING
              RETURNING 1",
         )?
@@ -87,7 +133,9 @@ pub(super) fn ingest(
                 event.kind,
                 event.tenant.as_str(),
                 event.received_at_ms,
-                event.payload,
+                payload,
+                payload_sha256,
+                dropped_at,
             ],
             |_| Ok(()),
         )
@@ -96,135 +144,28 @@ pub(super) fn ingest(
     if !inserted {
         return Ok(IngestOutcome::Duplicate);
     }
-    let now = now_ms();
     let mut insert = conn.prepare_cached(
         "INSERT INTO deliveries (id, source, event_id, plugin, tenant, state, attempts_made,
-                                 max_attempts, due_at_ms, lease_token, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?7, NULL, ?7)",
+                                 max_attempts, attempt_budget, due_at_ms, lease_token,
+                                 created_at_ms, ordering_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6, ?7, NULL, ?7, ?8)",
     )?;
     let mut ids = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
+    for (plugin, max_attempts, ordering_key) in deliveries {
         let id = DeliveryId::generate();
         insert.execute(params![
             id.as_str(),
             event.source.as_str(),
             event.id.as_str(),
-            delivery.plugin.as_str(),
+            plugin.as_str(),
             event.tenant.as_str(),
-            delivery.max_attempts,
+            max_attempts,
             now,
+            ordering_key,
         ])?;
         ids.push(id);
     }
     Ok(IngestOutcome::Inserted { deliveries: ids })
-}
-
-fn claim(conn: &Connection, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let now = now_ms();
-    reap_expired_leases(conn, now)?;
-
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut due = conn.prepare_cached(
-        "SELECT d.id, d.plugin, d.attempts_made, d.max_attempts,
-                e.source, e.id, e.kind, e.tenant, e.received_at_ms, e.payload
-         FROM deliveries d
-         JOIN events e ON e.source = d.source AND e.id = d.event_id
-         WHERE d.state = 'pending' AND d.due_at_ms <= ?1
-         ORDER BY d.due_at_ms, d.created_at_ms, d.id
-         LIMIT ?2",
-    )?;
-    let candidates = due
-        .query_map(params![now, limit], |row| {
-            Ok((
-                DeliveryId::new(row.get::<_, String>(0)?),
-                PluginName::new(row.get::<_, String>(1)?),
-                row.get::<_, u32>(2)?,
-                row.get::<_, u32>(3)?,
-                event_from_row(row, 4)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-
-    let expires = now.saturating_add(duration_ms(lease));
-    let mut take = conn.prepare_cached(
-        "UPDATE deliveries
-         SET state = 'running', lease_token = ?2, due_at_ms = ?3, claimed_at_ms = ?4,
-             attempts_made = attempts_made + 1
-         WHERE id = ?1 AND state = 'pending'",
-    )?;
-    let mut claimed = Vec::with_capacity(candidates.len());
-    for (delivery, plugin, attempts_made, max_attempts, event) in candidates {
-        let lease = LeaseToken::generate();
-        take.execute(params![delivery.as_str(), lease.as_str(), expires, now])?;
-        claimed.push(Claimed {
-            delivery,
-            plugin,
-            attempt: attempts_made.saturating_add(1),
-            max_attempts,
-            lease,
-            event,
-        });
-    }
-    Ok(claimed)
-}
-
-/// Ends the attempts whose lease ran out: each gets a `lost` attempt record, then goes back to
-/// pending (due at its lease's expiry, i.e. now) or, if it was the last attempt, to dead. This is
-/// what makes a running delivery with an expired lease due again, and it keeps a handler that
-/// crashes or hangs its worker every time from being retried past `max_attempts`.
-fn reap_expired_leases(conn: &Connection, now: i64) -> Result<(), StoreError> {
-    let expired = conn
-        .prepare_cached(
-            "SELECT id, attempts_made, max_attempts, due_at_ms, claimed_at_ms
-             FROM deliveries
-             WHERE state = 'running' AND due_at_ms <= ?1
-             ORDER BY due_at_ms
-             LIMIT ?2",
-        )?
-        .query_map(params![now, REAP_BATCH], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, u32>(1)?,
-                row.get::<_, u32>(2)?,
-                row.get::<_, i64>(3)?,
-                row.get::<_, Option<i64>>(4)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut record = conn.prepare_cached(
-        "INSERT INTO attempts (delivery_id, attempt, started_at_ms, finished_at_ms, outcome, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (delivery_id, attempt) DO NOTHING",
-    )?;
-    let mut release = conn.prepare_cached(
-        "UPDATE deliveries SET state = ?2, lease_token = NULL, claimed_at_ms = NULL
-         WHERE id = ?1",
-    )?;
-    for (id, attempts_made, max_attempts, lease_expired_at, claimed_at) in expired {
-        record.execute(params![
-            id,
-            attempts_made,
-            claimed_at.unwrap_or(lease_expired_at),
-            lease_expired_at,
-            LOST_OUTCOME,
-            "the worker's lease expired before the attempt reported back \
-             (the host stopped, or the attempt outlived its lease)",
-        ])?;
-        let next = if attempts_made >= max_attempts {
-            tracing::warn!(delivery = %id, attempt = attempts_made,
-                "the last attempt's lease expired; the delivery is dead");
-            "dead"
-        } else {
-            tracing::warn!(delivery = %id, attempt = attempts_made,
-                "an attempt's lease expired; the delivery is due again");
-            "pending"
-        };
-        release.execute(params![id, next])?;
-    }
-    Ok(())
 }
 
 fn renew(
@@ -252,6 +193,7 @@ fn complete(
     token: &LeaseToken,
     completion: &Completion,
     attempt: &AttemptRecord,
+    options: &StoreOptions,
 ) -> Result<(), StoreError> {
     let now = now_ms();
     // Finished deliveries keep their end time in `due_at_ms`; a retry keeps its next due time.
@@ -260,15 +202,23 @@ fn complete(
         Completion::Retry { at_ms } => ("pending", *at_ms),
         Completion::Dead => ("dead", now),
     };
-    let updated = conn
+    let event: Option<(String, String)> = conn
         .prepare_cached(
             "UPDATE deliveries
-             SET state = ?3, due_at_ms = ?4, lease_token = NULL, claimed_at_ms = NULL
-             WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+             SET state = ?3, due_at_ms = ?4, lease_token = NULL, claimed_at_ms = NULL, note = NULL
+             WHERE id = ?1 AND lease_token = ?2 AND state = 'running'
+             RETURNING source, event_id",
         )?
-        .execute(params![id.as_str(), token.as_str(), state, due_at_ms])?;
-    if updated == 0 {
+        .query_row(
+            params![id.as_str(), token.as_str(), state, due_at_ms],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let Some((source, event_id)) = event else {
         return Err(StoreError::LeaseLost(id.clone()));
+    };
+    if *completion == Completion::Succeeded && !options.keep_payloads {
+        drop_payload_if_done(conn, &source, &event_id, now)?;
     }
     let logs = serde_json::to_string(&attempt.logs)
         .map_err(|err| StoreError::Corrupt(format!("cannot encode attempt logs: {err}")))?;
@@ -286,6 +236,48 @@ fn complete(
         attempt.error,
         logs,
     ])?;
+    Ok(())
+}
+
+/// Data minimisation: drops the event's payload if every delivery of it succeeded, keeping
+/// source, id, kind, tenant, time and the payload's hash (what dedup and an audit need).
+pub(super) fn drop_payload_if_done(
+    conn: &Connection,
+    source: &str,
+    event_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE events SET payload = X'', payload_dropped_at_ms = ?3
+         WHERE source = ?1 AND id = ?2 AND payload_dropped_at_ms IS NULL
+           AND NOT EXISTS (SELECT 1 FROM deliveries
+                           WHERE source = ?1 AND event_id = ?2 AND state != 'succeeded')",
+    )?
+    .execute(params![source, event_id, now])?;
+    Ok(())
+}
+
+/// Puts a running delivery back to pending at `at_ms` without spending its attempt.
+fn defer(
+    conn: &Connection,
+    id: &DeliveryId,
+    token: &LeaseToken,
+    at_ms: i64,
+    note: &str,
+) -> Result<(), StoreError> {
+    // The claim counted an attempt; taking it back is what "without spending" means. The
+    // attempt number is then reused by the next claim, so no attempt row is written here.
+    let updated = conn
+        .prepare_cached(
+            "UPDATE deliveries
+             SET state = 'pending', due_at_ms = ?3, lease_token = NULL, claimed_at_ms = NULL,
+                 attempts_made = max(attempts_made - 1, 0), note = ?4
+             WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+        )?
+        .execute(params![id.as_str(), token.as_str(), at_ms, note])?;
+    if updated == 0 {
+        return Err(StoreError::LeaseLost(id.clone()));
+    }
     Ok(())
 }
 

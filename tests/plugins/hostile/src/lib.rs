@@ -20,6 +20,8 @@
 //! | `denied-path` | `GET <path>` on api `fake` | ok only if denied |
 //! | `ok` | nothing | ok |
 //! | `echo` | logs the event kind and tenant | ok |
+//! | `slow` | sleeps `ms` milliseconds (default 1000), then `POST /slow/<event id>` on api `fake` | ok |
+//! | `record` | `POST /record` on api `fake` with `{event, attempt}`; the first attempt of an event whose id ends in `-retry` then asks to retry after 300 ms | ok, or retry |
 //!
 //! Failure reasons never include environment values or file contents: only names and sizes.
 
@@ -40,7 +42,7 @@ const SPAM_LINE: usize = 1024;
 struct Hostile;
 
 impl Handler for Hostile {
-    fn handle(event: Event, _delivery: Delivery) -> Result<(), HandlerError> {
+    fn handle(event: Event, delivery: Delivery) -> Result<(), HandlerError> {
         let mode = config::require("mode")?;
         match mode.as_str() {
             "loop" => spin(),
@@ -58,12 +60,44 @@ impl Handler for Hostile {
             "denied-path" => denied_path(),
             "ok" => Ok(()),
             "echo" => echo(&event),
+            "slow" => slow(&event),
+            "record" => record(&event, &delivery),
             other => Err(HandlerError::fail(format!("unknown mode {other:?}"))),
         }
     }
 }
 
 wasmhook_sdk::export!(Hostile);
+
+/// Sleeps `ms` (config) and then makes one side-effecting call, so a test can tell a plugin
+/// that is still running from one that finished, and count runs at the fake.
+fn slow(event: &Event) -> Result<(), HandlerError> {
+    let ms: u64 = config::get("ms")
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(1000);
+    std::thread::sleep(Duration::from_millis(ms));
+    api::post("fake", format!("/slow/{}", event.id())).send()?;
+    Ok(())
+}
+
+/// Records the order in which deliveries run at the fake (`POST /record`), and makes the first
+/// attempt of an event whose id ends in `-retry` fail with a retry, so ordering can be watched
+/// while one delivery waits for its retry.
+fn record(event: &Event, delivery: &Delivery) -> Result<(), HandlerError> {
+    let body = format!(
+        "{{\"event\":\"{}\",\"attempt\":{}}}",
+        event.id(),
+        delivery.attempt()
+    );
+    api::post("fake", "/record").json_text(body).send()?;
+    if event.id().ends_with("-retry") && delivery.attempt() == 1 {
+        return Err(HandlerError::retry_after(
+            "asked to retry once",
+            Duration::from_millis(300),
+        ));
+    }
+    Ok(())
+}
 
 /// Spins until the host's deadline interrupts it. `black_box` keeps the loop real work.
 fn spin() -> Result<(), HandlerError> {

@@ -1,2 +1,0 @@
-//! wasmhook's benchmarks. Each lives in `benches/` (criterion) or `src/` (a measuring binary)
-//! and prints its figures; none is a test.
