@@ -86,7 +86,9 @@ async fn an_unknown_tenant_is_refused_until_install_and_again_after_uninstall() 
     );
 
     server.stop().await.unwrap();
-    let store = SqliteStore::open(&server.db_path()).await.unwrap();
+    let store = SqliteStore::open(&server.db_path())
+        .await
+        .unwrap_or_else(|e| panic!("reopening the stopped server's store: {e}"));
     assert_eq!(
         store.event_count().await.unwrap(),
         3,
@@ -151,6 +153,8 @@ async fn a_highlevel_body_older_than_max_age_is_refused() {
     let (status, _) = code(&server, &signer, &fresh).await;
     assert_eq!(status, 200);
     server.stop().await.unwrap();
-    let store = SqliteStore::open(&server.db_path()).await.unwrap();
+    let store = SqliteStore::open(&server.db_path())
+        .await
+        .unwrap_or_else(|e| panic!("reopening the stopped server's store: {e}"));
     assert_eq!(store.event_count().await.unwrap(), 1);
 }

@@ -130,7 +130,9 @@ async fn every_scheme_is_verified_stored_once_and_forgeries_are_refused() {
     }
 
     server.stop().await.unwrap();
-    let store = SqliteStore::open(&server.db_path()).await.unwrap();
+    let store = SqliteStore::open(&server.db_path())
+        .await
+        .unwrap_or_else(|e| panic!("reopening the stopped server's store: {e}"));
     assert_eq!(
         store.event_count().await.unwrap(),
         1 + Scheme::ALL.len() as u64,
