@@ -1,7 +1,7 @@
 //! Write wasmhook plugins in Rust.
 //!
 //! A plugin is a WASI 0.2 component that handles one stored webhook event at a time. This crate
-//! owns the plugin side of the contract in `wit/plugin.wit` (package `wasmhook:plugin@0.1.0`):
+//! owns the plugin side of the contract in `wit/plugin.wit` (package `wasmhook:plugin@0.1.1`):
 //! the bindings are generated once, here, and wrapped in a small ergonomic layer:
 //!
 //! - [`Event`] and [`Delivery`]: what the handler receives, with typed access to the payload;

@@ -60,7 +60,8 @@ pub struct Deps {
 
 /// A running dispatcher. Call [`Dispatcher::shutdown`] to stop it.
 pub struct Dispatcher {
-    plugin_runtime: tokio::runtime::Runtime,
+    /// Always `Some` until `Drop` takes it (see there).
+    plugin_runtime: Option<tokio::runtime::Runtime>,
     stop: watch::Sender<bool>,
     main: tokio::task::JoinHandle<()>,
     inflight: InFlight,
@@ -80,7 +81,7 @@ impl Dispatcher {
         let store = deps.store.clone();
         let main = plugin_runtime.spawn(dispatch_loop(deps, inflight.clone(), stop_rx));
         Ok(Dispatcher {
-            plugin_runtime,
+            plugin_runtime: Some(plugin_runtime),
             stop,
             main,
             inflight,
@@ -97,10 +98,10 @@ impl Dispatcher {
     /// still running after `grace` are cut off and put back to pending, due now, without
     /// spending their attempt (the host stopped them, not the plugin); if even that fails their
     /// leases lapse and they run again after that.
-    pub async fn shutdown(self, grace: Duration) {
+    pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
-        let mut main = self.main;
-        if tokio::time::timeout(grace, &mut main).await.is_err() {
+        let main = &mut self.main;
+        if tokio::time::timeout(grace, &mut *main).await.is_err() {
             main.abort();
             let _ = main.await;
             let cut_off = self.inflight.take_all();
@@ -121,8 +122,18 @@ impl Dispatcher {
                 }
             }
         }
-        // Dropping a runtime inside an async context is not allowed; this detaches its threads.
-        self.plugin_runtime.shutdown_background();
+        // `Drop` detaches the plugin runtime's threads.
+    }
+}
+
+impl Drop for Dispatcher {
+    /// Dropping a tokio runtime inside an async context panics, and `run` may drop a started
+    /// dispatcher on an early error; detaching its threads is always allowed.
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(runtime) = self.plugin_runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

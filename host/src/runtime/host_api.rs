@@ -1,11 +1,14 @@
-//! The `api` import: converts the plugin's WIT request into the host's [`ApiRequest`], enforces
-//! the manifest's per-delivery call cap, and hands it to the shared [`crate::api::ApiClient`]
+//! The `api` import: converts the plugin's WIT requests into the host's [`ApiRequest`], enforces
+//! the manifest's per-delivery call cap, and hands them to the shared [`crate::api::ApiClient`]
 //! with a [`CallContext`] naming the plugin, the tenant, its grants, the call's number and the
-//! delivery's deadline. Capability checks, credentials, retries and pacing are the client's.
+//! delivery's deadline. Capability checks, credentials, retries, pacing and caching are the
+//! client's. The `pages` resource lives in `host_pages.rs`.
 //!
-//! Invariant: a call past `max_api_calls` is refused with `denied` before the client sees it,
+//! Invariants: a call past `max_api_calls` is refused with `denied` before the client sees it,
 //! and is not counted; `call_number` is 1-based and counts only calls handed to the client, so
-//! a redelivery that makes the same calls repeats the same idempotency keys.
+//! a redelivery that makes the same calls repeats the same idempotency keys. A batch item and a
+//! page are one call each; a `get-cached` is one call even when the cache answers (the plugin
+//! cannot know which it will be, so its cap does not depend on the cache's state).
 
 use super::{
     bindings::api::{
@@ -19,23 +22,44 @@ use crate::{
     ids::ApiName,
 };
 
-impl Host for State {
-    async fn send(&mut self, req: Request) -> Result<Response, WitApiError> {
-        if self.api_calls >= self.max_api_calls {
-            return Err(WitApiError::Denied(format!(
-                "max_api_calls ({}) reached for this delivery",
-                self.max_api_calls
-            )));
-        }
-        self.api_calls += 1;
-        let ctx = CallContext {
+impl State {
+    /// Reserves `n` calls against `max_api_calls`: how many of them fit (maybe 0), and the
+    /// call number of the first. The reserved calls are counted at once.
+    pub(super) fn reserve_calls(&mut self, n: u32) -> (u32, u32) {
+        let granted = n.min(self.max_api_calls.saturating_sub(self.api_calls));
+        let first = self.api_calls.saturating_add(1);
+        self.api_calls = self.api_calls.saturating_add(granted);
+        (granted, first)
+    }
+
+    /// The context for calls starting at `call_number`.
+    pub(super) fn call_context(&self, call_number: u32) -> CallContext {
+        CallContext {
             plugin: self.tags.plugin.clone(),
             tenant: self.tags.tenant.clone(),
             capabilities: self.capabilities.clone(),
             idempotency_key: self.idempotency_key.clone(),
-            call_number: self.api_calls,
+            call_number,
             deadline: self.deadline,
-        };
+        }
+    }
+
+    /// The `denied` answer for a call past the cap.
+    pub(super) fn cap_reached(&self) -> WitApiError {
+        WitApiError::Denied(format!(
+            "max_api_calls ({}) reached for this delivery",
+            self.max_api_calls
+        ))
+    }
+}
+
+impl Host for State {
+    async fn send(&mut self, req: Request) -> Result<Response, WitApiError> {
+        let (granted, number) = self.reserve_calls(1);
+        if granted == 0 {
+            return Err(self.cap_reached());
+        }
+        let ctx = self.call_context(number);
         self.services
             .api
             .send(&ctx, to_host_request(req))
@@ -43,10 +67,48 @@ impl Host for State {
             .map(to_wit_response)
             .map_err(to_wit_error)
     }
+
+    async fn get_cached(&mut self, req: Request) -> Result<Response, WitApiError> {
+        let (granted, number) = self.reserve_calls(1);
+        if granted == 0 {
+            return Err(self.cap_reached());
+        }
+        let ctx = self.call_context(number);
+        self.services
+            .api
+            .get_cached(&ctx, to_host_request(req))
+            .await
+            .map(to_wit_response)
+            .map_err(to_wit_error)
+    }
+
+    async fn send_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Response, WitApiError>> {
+        let wanted = u32::try_from(reqs.len()).unwrap_or(u32::MAX);
+        let (granted, first) = self.reserve_calls(wanted);
+        let mut reqs = reqs.into_iter();
+        // The first `granted` requests run; the rest are past the cap and refused in place, so
+        // the answer still has one result per request, in order.
+        let allowed: Vec<ApiRequest> = reqs
+            .by_ref()
+            .take(granted as usize)
+            .map(to_host_request)
+            .collect();
+        let ctx = self.call_context(first);
+        let mut results: Vec<Result<Response, WitApiError>> = self
+            .services
+            .api
+            .send_batch(&ctx, allowed)
+            .await
+            .into_iter()
+            .map(|r| r.map(to_wit_response).map_err(to_wit_error))
+            .collect();
+        results.extend(reqs.map(|_| Err(self.cap_reached())));
+        results
+    }
 }
 
 /// The WIT request in host types.
-fn to_host_request(req: Request) -> ApiRequest {
+pub(super) fn to_host_request(req: Request) -> ApiRequest {
     ApiRequest {
         api: ApiName::new(req.api),
         method: match req.method {
@@ -67,7 +129,8 @@ fn to_host_request(req: Request) -> ApiRequest {
     }
 }
 
-fn to_wit_response(resp: ApiResponse) -> Response {
+/// The host's 2xx answer as the WIT record.
+pub(super) fn to_wit_response(resp: ApiResponse) -> Response {
     Response {
         status: resp.status,
         headers: resp.headers,
@@ -75,7 +138,8 @@ fn to_wit_response(resp: ApiResponse) -> Response {
     }
 }
 
-fn to_wit_error(err: ApiError) -> WitApiError {
+/// The host's error as the WIT variant the plugin matches on.
+pub(super) fn to_wit_error(err: ApiError) -> WitApiError {
     match err {
         ApiError::Denied(why) => WitApiError::Denied(why),
         ApiError::ClientError { status, body } => {

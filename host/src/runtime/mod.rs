@@ -21,6 +21,7 @@ mod host_api;
 mod host_config;
 mod host_kv;
 mod host_log;
+mod host_pages;
 mod imports;
 mod invoke;
 mod limits;

@@ -25,6 +25,10 @@ use crate::{
 /// Resources (streams, pollables, ...) a plugin may hold at once.
 pub const MAX_RESOURCES: usize = 1024;
 
+/// `pages` walks a plugin may hold open at once: each keeps a request and a cursor, and a
+/// handler needs one or two; the cap stops a loop that forgets to drop them.
+pub const MAX_PAGE_WALKS: u32 = 16;
+
 /// Who a delivery's log lines are about: attached to every host log line it produces.
 #[derive(Clone, Debug)]
 pub struct DeliveryTags {
@@ -65,6 +69,8 @@ pub struct State {
     pub max_api_calls: u32,
     /// API calls made so far (those handed to the client; refused ones are not counted).
     pub api_calls: u32,
+    /// `pages` walks open in the resource table (at most [`MAX_PAGE_WALKS`]).
+    pub open_walks: u32,
     /// Log lines and captured output.
     pub logs: SharedLogs,
     pub services: Arc<Services>,
@@ -102,9 +108,15 @@ impl State {
             config: parts.config,
             max_api_calls: parts.max_api_calls,
             api_calls: 0,
+            open_walks: 0,
             logs,
             services: parts.services,
         }
+    }
+
+    /// The delivery's resource table (WASI streams and the plugin's `pages` walks).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 
     /// The delivery's log lines, with notes about anything dropped.

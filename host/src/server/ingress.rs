@@ -34,6 +34,7 @@ use super::{
     error::HttpError,
 };
 use crate::{
+    api::ApiClient,
     ids::{EventId, now_ms},
     installations::{Facts, Gate, GatedOutcome},
     plugins::SharedPlugins,
@@ -56,6 +57,9 @@ pub struct IngressState {
     pub body_timeout: Duration,
     /// Ingress requests handled at once; more get 503 `overloaded`.
     pub max_concurrent: usize,
+    /// The outbound API client, told about each new event so it drops the tenant's cached
+    /// reference data that the event's kind invalidates (None in tests that need no client).
+    pub api: Option<ApiClient>,
 }
 
 /// What a 503 asks the sender to wait: the in-flight requests finish in well under a second.
@@ -68,6 +72,7 @@ const UNKNOWN_SOURCE_LABEL: &str = "_unknown";
 /// Serves `POST /webhooks/{source}`; other methods on that path get 405 JSON.
 pub fn router(state: IngressState) -> Router {
     build(Shared {
+        api: state.api,
         sources: state.sources,
         plugins: state.plugins,
         sink: state.store,
@@ -120,6 +125,7 @@ impl EventSink for AnyStore {
 }
 
 struct Shared<S> {
+    api: Option<ApiClient>,
     sources: Arc<LiveSources>,
     plugins: SharedPlugins,
     sink: S,
@@ -274,6 +280,10 @@ async fn handle<S: EventSink>(
     match stored {
         Ok(GatedOutcome::Inserted { deliveries }) => {
             shared.wake.notify_one();
+            // Only a new event invalidates: a duplicate says nothing the cache has not seen.
+            if let (Some(client), Some(api)) = (&shared.api, source.api()) {
+                client.invalidate(api, &tenant, &kind);
+            }
             tracing::info!(
                 source = name,
                 event_id = %event_id,

@@ -155,6 +155,7 @@ fn harness_with(
     let wake = Arc::new(Notify::new());
     let permits = Arc::new(Semaphore::new(max_concurrent));
     let shared = Arc::new(Shared {
+        api: None,
         sources: Arc::new(LiveSources::new(sources)),
         plugins: SharedPlugins::default(),
         sink: sink.clone(),

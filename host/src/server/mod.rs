@@ -64,7 +64,7 @@ pub async fn run(
     let api = ApiClient::new(&config.apis).context("building the API client")?;
     let runtime = Runtime::new(Services {
         store: store.clone(),
-        api,
+        api: api.clone(),
     })
     .context("starting the plugin runtime")?;
     let (set, problems) = registry::load_dir(&runtime, &config.plugins.dir).await;
@@ -119,6 +119,7 @@ pub async fn run(
         max_body: config.server.max_body,
         body_timeout: config.server.body_timeout,
         max_concurrent: config.server.max_concurrent_requests,
+        api: Some(api),
     })
     .route("/healthz", get(|| async { "ok\n" }));
     let admin_token = match &config.admin.token {

@@ -24,11 +24,19 @@
 //! delivery's time budget, unless the request says [`no_retry`](Request::no_retry). Every
 //! request is checked against the manifest's `[capabilities.api.<name>]` allow-list first; one
 //! outside it is never sent and comes back as [`Error::Denied`].
+//!
+//! Since WIT 0.1.1: [`pages`] walks list endpoints, [`get_cached`] reads reference data through
+//! the host's cache, [`batch`] sends several requests at once and [`bulk_tags`] tags many
+//! contacts in one call. HighLevel has no field selection: declare only the fields you read.
 
+mod bulk;
 mod error;
+mod pages;
 mod response;
 
+pub use bulk::{TagAction, batch, bulk_tags, get_cached};
 pub use error::{Error, HttpFailure};
+pub use pages::{CursorStyle, Items, PageStyle, Pages, pages};
 pub use response::Response;
 
 use serde::Serialize;

@@ -2,6 +2,7 @@
 //! built from source, and a recording fake API on loopback. One test binary, one module per
 //! capability.
 
+mod api;
 mod common;
 mod config_cli;
 mod crash;

@@ -163,6 +163,12 @@ impl Pages {
         Some(Ok(response))
     }
 
+    /// Whether the next [`Pages::next`] would send a request (rather than return an error
+    /// or None without sending). Callers that count calls check their cap with it.
+    pub fn would_send(&self) -> bool {
+        self.pending.is_none() && self.next.is_some() && self.pages_left > 0
+    }
+
     /// Pages sent so far (each one API call).
     pub fn pages_sent(&self) -> u32 {
         self.pages_sent
