@@ -12,6 +12,8 @@ pub enum AlertKind {
     AuthFailure,
     /// A plugin could not be loaded.
     PluginLoad,
+    /// A SIGHUP reload failed; the previous settings stay in force.
+    Reload,
 }
 
 impl AlertKind {
@@ -22,6 +24,7 @@ impl AlertKind {
             AlertKind::ApiGaveUp => "api_gave_up",
             AlertKind::AuthFailure => "auth_failure",
             AlertKind::PluginLoad => "plugin_load",
+            AlertKind::Reload => "reload",
         }
     }
 }

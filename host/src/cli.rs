@@ -1,5 +1,7 @@
 //! Command-line interface: parses arguments and runs the chosen command.
 
+mod send;
+
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,8 @@ pub enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+    /// Sign a body the way a source's sender does and post it; prints the answer.
+    Send(send::SendArgs),
     /// Validate the config file and exit.
     Check {
         /// The config file.
@@ -49,6 +53,7 @@ pub enum Command {
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config, json_logs } => serve(config, json_logs),
+        Command::Send(args) => send::run(args),
         Command::Check { config } => match Config::load(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());

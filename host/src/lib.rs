@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod ids;
+pub mod installations;
 pub mod plugins;
 pub mod runtime;
 pub mod secret;

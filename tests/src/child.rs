@@ -122,6 +122,11 @@ impl ChildServer {
         format!("http://{}{path}", self.public)
     }
 
+    /// The process id (for signals such as SIGHUP).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL: no cleanup, like a crash or an OOM kill.
     pub async fn kill(mut self) {
         let _ = self.child.start_kill();

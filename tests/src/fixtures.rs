@@ -37,6 +37,30 @@ pub fn highlevel_signed_body(name: &str, app_id: &str, webhook_id: &str) -> Vec<
     serde_json::to_vec(&body).expect("serialising a JSON value")
 }
 
+/// [`highlevel_signed_body`] with `changes` merged in at the top level (`null` removes a key):
+/// another tenant, an old `timestamp`, no `type`, ...
+pub fn highlevel_body_with(name: &str, app_id: &str, webhook_id: &str, changes: Value) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&highlevel_signed_body(name, app_id, webhook_id))
+        .expect("a signed body is JSON");
+    let map = body.as_object_mut().expect("fixtures are JSON objects");
+    let changes = changes
+        .as_object()
+        .unwrap_or_else(|| panic!("changes must be a JSON object, not {changes}"));
+    for (key, value) in changes {
+        if value.is_null() {
+            map.remove(key);
+        } else {
+            map.insert(key.clone(), value.clone());
+        }
+    }
+    serde_json::to_vec(&body).expect("serialising a JSON value")
+}
+
+/// An RFC 3339 timestamp `age_ms` before now, as HighLevel writes them.
+pub fn highlevel_timestamp_ago(age_ms: i64) -> String {
+    format_rfc3339_ms(now_ms() - age_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use wasmhook::sources::timestamp::parse_rfc3339;
@@ -55,6 +79,22 @@ mod tests {
             }
         }
         assert!(names >= 15, "found only {names} fixtures");
+    }
+
+    #[test]
+    fn changes_are_merged_and_null_removes() {
+        let body: Value = serde_json::from_slice(&highlevel_body_with(
+            "install-location",
+            "app-1",
+            "wh-1",
+            serde_json::json!({ "locationId": "loc-9", "companyId": null }),
+        ))
+        .unwrap();
+        assert_eq!(body["locationId"], "loc-9");
+        assert!(body.get("companyId").is_none());
+        assert_eq!(body["type"], "INSTALL");
+        let old = parse_rfc3339(&highlevel_timestamp_ago(3_600_000)).unwrap();
+        assert!((now_ms() - old - 3_600_000).abs() < 1000);
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const ADMIN_TOKEN: &str = "admin-test-token-41d2";
 /// Builds the config and plugin folder of a [`TestServer`].
 pub struct TestServerBuilder {
     dir: tempfile::TempDir,
+    /// Extra lines of the `[server]` table.
+    server: String,
     sections: Vec<String>,
     plugins: Vec<(String, PathBuf, String)>,
 }
@@ -32,8 +34,14 @@ impl TestServerBuilder {
         self.highlevel_source("highlevel", signer, "")
     }
 
-    /// A `highlevel` source with another name and extra TOML lines for the entry.
+    /// A `highlevel` source with another name and extra TOML lines for the entry. Unless
+    /// `extra` says otherwise, it does not require installations (most tests are not about them).
     pub fn highlevel_source(mut self, name: &str, signer: &HighLevelSigner, extra: &str) -> Self {
+        let extra = if extra.contains("require_installation") {
+            extra.to_string()
+        } else {
+            format!("require_installation = false\n{extra}")
+        };
         let api = if self.sections.iter().any(|s| s.contains("[apis.highlevel]")) {
             "api = \"highlevel\"\n"
         } else {
@@ -65,6 +73,13 @@ impl TestServerBuilder {
         self
     }
 
+    /// Extra lines for the `[server]` table (e.g. `max_body = "1MiB"`).
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server.push_str(lines);
+        self.server.push('\n');
+        self
+    }
+
     /// Extra top-level TOML (e.g. a `[plugins]` table).
     pub fn toml(mut self, text: &str) -> Self {
         self.sections.push(text.to_string());
@@ -92,9 +107,10 @@ impl TestServerBuilder {
             crate::plugins::install(&plugins_dir, wasm, name, manifest);
         }
         std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
-        let mut text = String::from(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             token = { file = \"admin.token\" }\n\n",
+        let mut text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             token = {{ file = \"admin.token\" }}\n\n",
+            self.server
         );
         // A test's own `[storage]` table gets the store URL added; otherwise it is the default.
         let store_url = "url = \"sqlite://data/wasmhook.db\"\n";
@@ -158,6 +174,7 @@ impl TestServer {
     pub fn builder() -> TestServerBuilder {
         TestServerBuilder {
             dir: tempfile::tempdir().unwrap(),
+            server: String::new(),
             sections: Vec::new(),
             plugins: Vec::new(),
         }

@@ -7,8 +7,11 @@
 mod apis;
 mod error;
 mod raw;
+mod raw_sources;
+mod sources;
 mod units;
 mod validate;
+mod validate_sources;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -17,12 +20,14 @@ pub use apis::{
     DEFAULT_PAGE_LIMIT, RateLimit, default_cache_rules,
 };
 pub use error::{ConfigError, Problem};
+pub use sources::{
+    DEFAULT_TOLERANCE, FieldOverrides, FieldRule, GitHubConfig, HighLevelConfig, HmacConfig,
+    MacAlgorithm, MacEncoding, SchemeConfig, ShopifyConfig, SlackConfig, SourceConfig,
+    StandardWebhooksConfig, StripeConfig,
+};
 pub use units::{parse_duration, parse_size};
 
-use crate::{
-    ids::{ApiName, SourceName},
-    secret::SecretRef,
-};
+use crate::{ids::ApiName, secret::SecretRef};
 
 /// The whole validated configuration.
 #[derive(Clone, Debug)]
@@ -51,6 +56,19 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// Ingress requests handled at once; more get 503 + `Retry-After`. Default 1024.
     pub max_concurrent_requests: usize,
+    /// `[server.tls]`: serve HTTPS with this certificate and key; `None` serves plain HTTP
+    /// (behind a TLS-terminating proxy).
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the certificate chain and private key files (PEM). Both are read at start-up
+/// and again on SIGHUP, so a renewed certificate takes over without a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[admin]`: the admin listener (metrics, readiness, operators' API).
@@ -100,37 +118,6 @@ pub struct PluginsConfig {
     pub retry_max: Duration,
     /// How often idle workers look for due deliveries (new events wake them at once). Default 250 ms.
     pub poll_interval: Duration,
-}
-
-/// One `[[sources]]` entry.
-#[derive(Clone, Debug)]
-pub struct SourceConfig {
-    /// The `{source}` in `/webhooks/{source}` and the prefix in manifests' `events`.
-    pub name: SourceName,
-    /// The API this source's tenants call back into, if any.
-    pub api: Option<ApiName>,
-    pub scheme: SchemeConfig,
-}
-
-/// The signature scheme of a source and its keys.
-#[derive(Clone, Debug)]
-pub enum SchemeConfig {
-    HighLevel(HighLevelConfig),
-}
-
-/// `scheme = "highlevel"`.
-#[derive(Clone, Debug)]
-pub struct HighLevelConfig {
-    /// Our marketplace app id: events with another (or no) `appId` are refused.
-    pub app_id: String,
-    /// Ed25519 keys for `x-ghl-signature`; default: HighLevel's published key.
-    pub ed25519_keys: Vec<ed25519_dalek::VerifyingKey>,
-    /// RSA keys for the legacy `x-wh-signature`; default: HighLevel's published key.
-    pub rsa_keys: Vec<rsa::RsaPublicKey>,
-    /// Oldest accepted body `timestamp`. Default 72 h.
-    pub max_age: Duration,
-    /// Refuse events without a body `timestamp`. Default false.
-    pub require_timestamp: bool,
 }
 
 /// `[telemetry]`.
@@ -201,7 +188,9 @@ mod tests {
         assert_eq!(config.storage.gc_interval, Duration::from_secs(60));
         assert_eq!(config.plugins.dir, Path::new("conf/plugins"));
         let source = config.source("highlevel").unwrap();
-        let SchemeConfig::HighLevel(hl) = &source.scheme;
+        let SchemeConfig::HighLevel(hl) = &source.scheme else {
+            panic!("the example's highlevel source is not highlevel")
+        };
         assert_eq!(hl.app_id, "your-highlevel-app-id");
         assert_eq!(
             hl.ed25519_keys.len(),

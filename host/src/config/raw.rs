@@ -5,6 +5,8 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
 
+pub use super::raw_sources::{RawPublicKey, RawSource, RawTls};
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -32,6 +34,7 @@ pub struct RawServer {
     pub header_timeout: Option<String>,
     pub body_timeout: Option<String>,
     pub max_concurrent_requests: Option<usize>,
+    pub tls: Option<RawTls>,
 }
 
 #[derive(Deserialize, Default)]
@@ -67,33 +70,6 @@ pub struct RawPlugins {
 pub struct RawTelemetry {
     pub log_format: Option<String>,
     pub log_filter: Option<String>,
-}
-
-/// A `[[sources]]` entry; `scheme` picks the variant and its fields.
-#[derive(Deserialize)]
-#[serde(tag = "scheme", rename_all = "kebab-case")]
-pub enum RawSource {
-    Highlevel(RawHighLevel),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHighLevel {
-    pub name: String,
-    pub api: Option<String>,
-    pub app_id: Option<String>,
-    pub ed25519_keys: Option<Vec<RawPublicKey>>,
-    pub rsa_keys: Option<Vec<RawPublicKey>>,
-    pub max_age: Option<String>,
-    pub require_timestamp: Option<bool>,
-}
-
-/// A public key: inline PEM (public keys are not secret) or a PEM file.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPublicKey {
-    pub pem: Option<String>,
-    pub file: Option<PathBuf>,
 }
 
 /// A secret reference. A bare string is accepted by serde only so validation can explain that

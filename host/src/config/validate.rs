@@ -8,20 +8,14 @@ use std::{
 };
 
 use super::{
-    AdminConfig, Config, ConfigError, HighLevelConfig, LogFormat, PluginsConfig, Problem,
-    SchemeConfig, ServerConfig, SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
+    AdminConfig, Config, ConfigError, LogFormat, PluginsConfig, Problem, ServerConfig,
+    SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
     apis::validate_api,
-    raw::{RawConfig, RawHighLevel, RawPublicKey, RawSecret, RawSource},
+    raw::{RawConfig, RawPublicKey, RawSecret},
     units::{parse_duration, parse_size},
+    validate_sources::{check_replay_windows, validate_source, validate_tls},
 };
-use crate::{
-    ids::{ApiName, SourceName},
-    secret::SecretRef,
-};
-
-/// HighLevel's published webhook keys, used when a `highlevel` source configures none.
-const HIGHLEVEL_ED25519_PEM: &str = include_str!("../sources/keys/ed25519-public-key.pem");
-const HIGHLEVEL_RSA_PEM: &str = include_str!("../sources/keys/rsa-public-key.pem");
+use crate::{ids::ApiName, secret::SecretRef};
 
 /// Collects problems while reading fields.
 pub(super) struct Checker<'a> {
@@ -75,7 +69,7 @@ impl Checker<'_> {
         })
     }
 
-    fn path(&self, p: &Path) -> PathBuf {
+    pub(super) fn path(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
@@ -84,7 +78,13 @@ impl Checker<'_> {
     }
 
     pub(super) fn secret(&mut self, field: &str, raw: Option<RawSecret>) -> Option<SecretRef> {
-        match raw? {
+        self.secret_ref(field, &raw?)
+    }
+
+    /// A secret reference, or a problem when the secret is written inline or names neither or
+    /// both of `env` and `file`. The inline value is never repeated in the message.
+    pub(super) fn secret_ref(&mut self, field: &str, raw: &RawSecret) -> Option<SecretRef> {
+        match raw {
             RawSecret::Inline(_) => {
                 self.problem(
                     field,
@@ -92,9 +92,9 @@ impl Checker<'_> {
                 );
                 None
             }
-            RawSecret::Ref(r) => match (r.env, r.file) {
-                (Some(env), None) if !env.is_empty() => Some(SecretRef::Env(env)),
-                (None, Some(file)) => Some(SecretRef::File(self.path(&file))),
+            RawSecret::Ref(r) => match (&r.env, &r.file) {
+                (Some(env), None) if !env.is_empty() => Some(SecretRef::Env(env.clone())),
+                (None, Some(file)) => Some(SecretRef::File(self.path(file))),
                 _ => {
                     self.problem(field, "give exactly one of `env` or `file`");
                     None
@@ -103,7 +103,7 @@ impl Checker<'_> {
         }
     }
 
-    fn pem(&mut self, field: &str, key: RawPublicKey) -> Option<String> {
+    pub(super) fn pem(&mut self, field: &str, key: RawPublicKey) -> Option<String> {
         match (key.pem, key.file) {
             (Some(pem), None) => Some(pem),
             (None, Some(file)) => {
@@ -158,10 +158,15 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             Duration::from_secs(10),
         ),
         max_concurrent_requests: raw.server.max_concurrent_requests.unwrap_or(1024),
+        tls: None,
     };
     if server.max_concurrent_requests == 0 {
         c.problem("server.max_concurrent_requests", "must be at least 1");
     }
+    let server = ServerConfig {
+        tls: validate_tls(&mut c, raw.server.tls),
+        ..server
+    };
 
     let admin = AdminConfig {
         listen: c.addr(
@@ -265,46 +270,30 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
 
     let mut sources: Vec<SourceConfig> = Vec::new();
     for (i, raw_source) in raw.sources.into_iter().enumerate() {
-        let RawSource::Highlevel(hl) = raw_source;
         let field = format!("sources[{i}]");
-        if let Some(source) = validate_highlevel(&mut c, &field, hl) {
-            if sources.iter().any(|s| s.name == source.name) {
-                c.problem(
-                    format!("{field}.name"),
-                    format!(
-                        "`{}` is used by another source; names must be unique",
-                        source.name
-                    ),
-                );
-            }
-            if let Some(api) = &source.api
-                && !apis.contains_key(api)
-            {
-                c.problem(
-                    format!("{field}.api"),
-                    format!("no [apis.{api}] is configured; add it or remove this field"),
-                );
-            }
-            sources.push(source);
-        }
-    }
-
-    // A redelivery the sources still accept must still find its event to be recognised: the
-    // replay window of every source ends inside the retention window.
-    for (i, source) in sources.iter().enumerate() {
-        let SchemeConfig::HighLevel(hl) = &source.scheme;
-        if hl.max_age >= storage.retention {
+        let source = validate_source(&mut c, &field, raw_source);
+        if sources.iter().any(|s| s.name == source.name) {
             c.problem(
-                format!("sources[{i}].max_age"),
+                format!("{field}.name"),
                 format!(
-                    "{} is not shorter than storage.retention ({}): a redelivery accepted after \
-                     its event was deleted would run again; shorten max_age or lengthen retention",
-                    humantime::format_duration(hl.max_age),
-                    humantime::format_duration(storage.retention)
+                    "`{}` is used by another source; names must be unique",
+                    source.name
                 ),
             );
         }
+        if let Some(api) = &source.api
+            && !apis.contains_key(api)
+        {
+            c.problem(
+                format!("{field}.api"),
+                format!("no [apis.{api}] is configured; add it or remove this field"),
+            );
+        }
+        sources.push(source);
     }
+    // A redelivery the sources still accept must still find its event to be recognised: the
+    // replay window of every source ends inside the retention window.
+    check_replay_windows(&mut c, &sources, storage.retention);
 
     if c.problems.is_empty() {
         Ok(Config {
@@ -331,86 +320,4 @@ pub(super) fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-fn validate_highlevel(c: &mut Checker, field: &str, hl: RawHighLevel) -> Option<SourceConfig> {
-    if !valid_name(&hl.name) {
-        c.problem(
-            format!("{field}.name"),
-            format!(
-                "`{}` must be 1-64 of a-z, 0-9, `-`, `_` (it is used in URLs)",
-                hl.name
-            ),
-        );
-    }
-    let app_id = hl.app_id.unwrap_or_default();
-    if app_id.is_empty() {
-        c.problem(
-            format!("{field}.app_id"),
-            "required: your HighLevel app's id (HighLevel signs every app's events with one key, so events for other apps must be refused)",
-        );
-    }
-    let ed_pems = match hl.ed25519_keys {
-        None => vec![HIGHLEVEL_ED25519_PEM.to_string()],
-        Some(keys) => keys
-            .into_iter()
-            .enumerate()
-            .filter_map(|(j, k)| c.pem(&format!("{field}.ed25519_keys[{j}]"), k))
-            .collect(),
-    };
-    let rsa_pems = match hl.rsa_keys {
-        None => vec![HIGHLEVEL_RSA_PEM.to_string()],
-        Some(keys) => keys
-            .into_iter()
-            .enumerate()
-            .filter_map(|(j, k)| c.pem(&format!("{field}.rsa_keys[{j}]"), k))
-            .collect(),
-    };
-    let mut ed25519_keys = Vec::new();
-    for (j, pem) in ed_pems.iter().enumerate() {
-        use ed25519_dalek::pkcs8::DecodePublicKey;
-        match ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim()) {
-            Ok(k) => ed25519_keys.push(k),
-            Err(e) => c.problem(
-                format!("{field}.ed25519_keys[{j}]"),
-                format!("not an Ed25519 public key in PEM (`BEGIN PUBLIC KEY`): {e}"),
-            ),
-        }
-    }
-    let mut rsa_keys = Vec::new();
-    for (j, pem) in rsa_pems.iter().enumerate() {
-        use rsa::pkcs1::DecodeRsaPublicKey;
-        use rsa::pkcs8::DecodePublicKey;
-        match rsa::RsaPublicKey::from_public_key_pem(pem.trim())
-            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem.trim()))
-        {
-            Ok(k) => rsa_keys.push(k),
-            Err(e) => c.problem(
-                format!("{field}.rsa_keys[{j}]"),
-                format!("not an RSA public key in PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`): {e}"),
-            ),
-        }
-    }
-    if ed25519_keys.is_empty() && rsa_keys.is_empty() {
-        c.problem(
-            format!("{field}.ed25519_keys"),
-            "no keys: every event would be refused; remove the field to use HighLevel's published key",
-        );
-    }
-    let max_age = c.duration(
-        &format!("{field}.max_age"),
-        hl.max_age.as_deref(),
-        Duration::from_secs(72 * 3600),
-    );
-    Some(SourceConfig {
-        name: SourceName::new(hl.name),
-        api: hl.api.map(ApiName::new),
-        scheme: SchemeConfig::HighLevel(HighLevelConfig {
-            app_id,
-            ed25519_keys,
-            rsa_keys,
-            max_age,
-            require_timestamp: hl.require_timestamp.unwrap_or(false),
-        }),
-    })
 }

@@ -14,7 +14,10 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::sources::{EnvelopeError, VerifyError};
+use crate::{
+    installations::Refusal,
+    sources::{EnvelopeError, VerifyError},
+};
 
 /// An error answered to an HTTP client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +150,13 @@ impl From<EnvelopeError> for HttpError {
     }
 }
 
+/// A tenant without a live installation is 403: the event is genuine but not accepted.
+impl From<Refusal> for HttpError {
+    fn from(r: Refusal) -> HttpError {
+        HttpError::client(StatusCode::FORBIDDEN, r.code(), r.to_string())
+    }
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: Detail<'a>,
@@ -225,14 +235,14 @@ mod tests {
     #[test]
     fn source_errors_map_to_401_403_and_400() {
         let e = HttpError::from(VerifyError::Missing {
-            expected: "x-ghl-signature",
+            expected: "x-ghl-signature".into(),
         });
         assert_eq!(
             (e.status(), e.code()),
             (StatusCode::UNAUTHORIZED, "missing_signature")
         );
         let e = HttpError::from(VerifyError::Mismatch {
-            header: "x-ghl-signature",
+            header: "x-ghl-signature".into(),
         });
         assert_eq!(
             (e.status(), e.code()),
@@ -249,6 +259,20 @@ mod tests {
         assert_eq!(
             (e.status(), e.code()),
             (StatusCode::BAD_REQUEST, "missing_tenant")
+        );
+        let e = HttpError::from(Refusal::NotInstalled);
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::FORBIDDEN, "not_installed")
+        );
+        let e = HttpError::from(VerifyError::TooOld {
+            header: "webhook-timestamp".into(),
+            age_secs: 400,
+            tolerance_secs: 300,
+        });
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::UNAUTHORIZED, "stale_timestamp")
         );
         let e = HttpError::from(EnvelopeError::MalformedJson("x".into()));
         assert_eq!(

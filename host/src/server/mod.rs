@@ -2,9 +2,13 @@
 //! `/readyz`), and [`run`], which wires every subsystem together.
 
 pub mod admin;
+mod body;
 pub mod error;
 pub mod ingress;
+pub mod reload;
 mod serve;
+pub mod tls;
+mod watchdog;
 
 use std::{
     future::Future,
@@ -22,7 +26,7 @@ use crate::{
     dispatch::{Deps, Dispatcher},
     plugins::{SharedPlugins, registry},
     runtime::{Runtime, Services},
-    sources::Sources,
+    sources::{LiveSources, Sources},
     store::{
         AnyStore, StoreOptions,
         retention::{self, RetentionPolicy},
@@ -46,6 +50,9 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Install the metrics recorder before anything records: counts made before it exists are
+    // lost, and the first `/metrics` request would otherwise install it.
+    crate::telemetry::metrics();
     let store = AnyStore::open_with(
         &config.storage.url,
         StoreOptions {
@@ -75,7 +82,23 @@ pub async fn run(
         "plugins loaded"
     );
     let plugins = SharedPlugins::new(set);
-    let sources = Arc::new(Sources::from_config(&config.sources).context("configuring sources")?);
+    let sources = Arc::new(LiveSources::new(
+        Sources::from_config(&config.sources).context("configuring sources")?,
+    ));
+    let (tls, cert) = match &config.server.tls {
+        Some(tls) => {
+            let (acceptor, cert) = tls::acceptor(tls).context("loading the TLS certificate")?;
+            (Some(acceptor), Some(cert))
+        }
+        None => (None, None),
+    };
+    let reloader = tokio::spawn(reload::on_sighup(
+        reload::Reloadable {
+            sources: sources.clone(),
+            cert,
+        },
+        config.path.clone(),
+    ));
     let wake = Arc::new(Notify::new());
 
     let dispatcher = Dispatcher::start(Deps {
@@ -126,10 +149,11 @@ pub async fn run(
 
     let public_addr = listeners.public.local_addr()?;
     let admin_addr = listeners.admin.local_addr()?;
-    if !public_addr.ip().is_loopback() {
-        tracing::warn!(%public_addr, "serving plain HTTP on a non-loopback address; put a TLS-terminating proxy in front");
+    if tls.is_none() && !public_addr.ip().is_loopback() {
+        tracing::warn!(%public_addr, "serving plain HTTP on a non-loopback address; put a TLS-terminating proxy in front or set [server.tls]");
     }
-    tracing::info!(%public_addr, %admin_addr, "wasmhook listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%public_addr, %admin_addr, scheme, "wasmhook listening");
 
     // One shutdown signal fans out to both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -145,22 +169,30 @@ pub async fn run(
     let header_timeout = config.server.header_timeout;
     tokio::join!(
         serve::serve(
-            "public",
             listeners.public,
             public,
-            header_timeout,
-            SHUTDOWN_GRACE,
+            serve::ServeOptions {
+                name: "public",
+                header_timeout,
+                drain: SHUTDOWN_GRACE,
+                tls,
+            },
             stopped(stop_rx.clone()),
         ),
         serve::serve(
-            "admin",
             listeners.admin,
             admin_router,
-            header_timeout,
-            SHUTDOWN_GRACE,
+            serve::ServeOptions {
+                name: "admin",
+                header_timeout,
+                drain: SHUTDOWN_GRACE,
+                // The admin listener stays on loopback / a private network: plain HTTP.
+                tls: None,
+            },
             stopped(stop_rx),
         ),
     );
+    reloader.abort();
     tracing::info!("listeners closed; finishing running deliveries");
     dispatcher.shutdown(SHUTDOWN_GRACE).await;
     let _ = gc_stop.send(true);

@@ -27,8 +27,25 @@ pub struct Envelope {
     /// E.g. `ContactCreate`; empty when the sender names none.
     pub kind: String,
     pub tenant: TenantId,
-    /// The sender's own timestamp (ms since the epoch), when the body carries one.
+    /// The sender's own timestamp (ms since the epoch), when the body or a signed header
+    /// carries one.
     pub sent_at_ms: Option<i64>,
+    /// The company (agency) the tenant belongs to, when the event names both (HighLevel
+    /// `companyId` next to `locationId`): a company installation covers its locations.
+    pub company: Option<TenantId>,
+    /// Whether the event installs or uninstalls the app for its tenant.
+    pub lifecycle: Lifecycle,
+}
+
+/// What an event means for the installation of its tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// The app was installed (HighLevel `INSTALL`).
+    Install,
+    /// The app was uninstalled (HighLevel `UNINSTALL`).
+    Uninstall,
+    /// Any other event.
+    Other,
 }
 
 impl Envelope {
@@ -60,6 +77,11 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, EnvelopeError> {
     }
 }
 
+/// Parses `body` as a JSON object, kept as a `Value` so JSON pointers can address it.
+pub fn json_document(body: &[u8]) -> Result<Value, EnvelopeError> {
+    json_object(body).map(Value::Object)
+}
+
 /// The string at `field`: `None` when absent, null or empty; an error when it is another type
 /// or longer than [`MAX_FIELD_LEN`].
 pub fn string_field<'a>(
@@ -71,7 +93,7 @@ pub fn string_field<'a>(
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) if s.len() <= MAX_FIELD_LEN => Ok(Some(s)),
         Some(_) => Err(EnvelopeError::InvalidField {
-            field,
+            field: field.to_string(),
             max: MAX_FIELD_LEN,
         }),
     }

@@ -6,17 +6,16 @@
 //! would let an attacker pick the weaker, retiring scheme). Any configured key may match, so a
 //! rotation is configured by listing the old and the new key together.
 //!
-//! Envelope: id = body `webhookId` (else the body's SHA-256), kind = body `type` (else empty:
-//! some events have none), tenant = `locationId`, else `companyId`, else `altId` when
-//! `altType == "location"`. All acceptance decisions (our app, the tenant, the timestamp's age)
-//! are made in one place, [`HighLevel::admit`], where later checks (installations) join them.
+//! Envelope: id = body `webhookId` (else the body's SHA-256), kind = body `type` (else the
+//! configured `kind` fallback, else empty: some events have none), tenant = `locationId`, else
+//! `companyId`, else `altId` when `altType == "location"`; `companyId` next to a `locationId` is
+//! kept as the tenant's company, and `INSTALL` / `UNINSTALL` mark the event's lifecycle. The
+//! acceptance decisions that need only the body (our app, the tenant, the timestamp's age) are
+//! made in one place, [`HighLevel::admit`]; whether the tenant is installed is decided by
+//! `installations::decide`, in the same store transaction that stores the event.
 
 use std::time::Duration;
 
-use base64::{
-    Engine, alphabet,
-    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
-};
 use ed25519_dalek::{Signature, VerifyingKey};
 use http::HeaderMap;
 use rsa::{Pkcs1v15Sign, RsaPublicKey, traits::PublicKeyParts};
@@ -25,11 +24,13 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Envelope, EnvelopeError, Proof, SignatureKind, SourcesError, VerifyError,
-    envelope::{fallback_event_id, json_object, string_field},
+    envelope::{Lifecycle, fallback_event_id, json_object, string_field},
+    fields,
+    headers::{base64, single},
     timestamp::parse_rfc3339,
 };
 use crate::{
-    config::HighLevelConfig,
+    config::{FieldRule, HighLevelConfig},
     ids::{EventId, SourceName, TenantId},
 };
 
@@ -37,13 +38,6 @@ use crate::{
 pub const SIGNATURE_HEADER: &str = "x-ghl-signature";
 /// The legacy signature header: RSA PKCS#1 v1.5 SHA-256, base64 (retired by HighLevel in 2026).
 pub const LEGACY_SIGNATURE_HEADER: &str = "x-wh-signature";
-
-/// Standard base64; padding optional, because senders differ in whether they strip it and
-/// the signature's length is checked after decoding anyway.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// A configured `highlevel` source's keys and rules.
 pub struct HighLevel {
@@ -54,6 +48,9 @@ pub struct HighLevel {
     rsa_keys: Vec<RsaPublicKey>,
     max_age: Duration,
     require_timestamp: bool,
+    require_installation: bool,
+    /// Where the kind is read when the body has no `type`.
+    kind_fallback: Option<FieldRule>,
 }
 
 /// The fields the envelope is read from, type-checked but not yet judged.
@@ -62,12 +59,19 @@ struct Fields<'a> {
     kind: Option<&'a str>,
     app_id: Option<&'a str>,
     tenant: Option<&'a str>,
+    /// `companyId` when the tenant is a location (so the event links the two).
+    company: Option<&'a str>,
     timestamp: Option<&'a Value>,
 }
 
 impl HighLevel {
-    /// Builds the scheme for source `source` from its validated config.
-    pub fn new(source: &SourceName, config: &HighLevelConfig) -> Result<HighLevel, SourcesError> {
+    /// Builds the scheme for source `source` from its validated config; `kind_fallback` is the
+    /// source's `kind` override.
+    pub fn new(
+        source: &SourceName,
+        config: &HighLevelConfig,
+        kind_fallback: Option<FieldRule>,
+    ) -> Result<HighLevel, SourcesError> {
         if config.ed25519_keys.is_empty() && config.rsa_keys.is_empty() {
             return Err(SourcesError::NoKeys(source.clone()));
         }
@@ -78,31 +82,38 @@ impl HighLevel {
             rsa_keys: config.rsa_keys.clone(),
             max_age: config.max_age,
             require_timestamp: config.require_timestamp,
+            require_installation: config.require_installation,
+            kind_fallback,
         })
+    }
+
+    /// Whether events of tenants without a live installation are refused.
+    pub fn require_installation(&self) -> bool {
+        self.require_installation
     }
 
     /// Checks the request's signature over the raw `body`.
     pub(super) fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Proof, VerifyError> {
-        if let Some(value) = single_header(headers, SIGNATURE_HEADER)? {
+        if let Some(value) = single(headers, SIGNATURE_HEADER)? {
             return self.verify_ed25519(value, body);
         }
-        if let Some(value) = single_header(headers, LEGACY_SIGNATURE_HEADER)? {
+        if let Some(value) = single(headers, LEGACY_SIGNATURE_HEADER)? {
             return self.verify_rsa(value, body);
         }
         Err(VerifyError::Missing {
-            expected: SIGNATURE_HEADER,
+            expected: SIGNATURE_HEADER.into(),
         })
     }
 
     fn verify_ed25519(&self, value: &str, body: &[u8]) -> Result<Proof, VerifyError> {
         let header = SIGNATURE_HEADER;
-        let bytes = decode(header, value)?;
+        let bytes = base64(header, value)?;
         let bytes: [u8; Signature::BYTE_SIZE] =
             bytes
                 .as_slice()
                 .try_into()
                 .map_err(|_| VerifyError::Length {
-                    header,
+                    header: header.into(),
                     actual: bytes.len(),
                     expected: Signature::BYTE_SIZE,
                 })?;
@@ -112,23 +123,24 @@ impl HighLevel {
         self.ed25519_keys
             .iter()
             .position(|key| key.verify_strict(body, &signature).is_ok())
-            .map(|key| Proof {
-                kind: SignatureKind::Ed25519,
-                key,
+            .map(|key| Proof::new(SignatureKind::Ed25519, key))
+            .ok_or(VerifyError::Mismatch {
+                header: header.into(),
             })
-            .ok_or(VerifyError::Mismatch { header })
     }
 
     fn verify_rsa(&self, value: &str, body: &[u8]) -> Result<Proof, VerifyError> {
         let header = LEGACY_SIGNATURE_HEADER;
-        let bytes = decode(header, value)?;
+        let bytes = base64(header, value)?;
         let Some(first) = self.rsa_keys.first() else {
-            return Err(VerifyError::Mismatch { header });
+            return Err(VerifyError::Mismatch {
+                header: header.into(),
+            });
         };
         // A PKCS#1 v1.5 signature is exactly as long as its key's modulus.
         if !self.rsa_keys.iter().any(|k| k.size() == bytes.len()) {
             return Err(VerifyError::Length {
-                header,
+                header: header.into(),
                 actual: bytes.len(),
                 expected: first.size(),
             });
@@ -143,17 +155,30 @@ impl HighLevel {
                         .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &bytes)
                         .is_ok()
             })
-            .map(|key| Proof {
-                kind: SignatureKind::RsaSha256,
-                key,
+            .map(|key| Proof::new(SignatureKind::RsaSha256, key))
+            .ok_or(VerifyError::Mismatch {
+                header: header.into(),
             })
-            .ok_or(VerifyError::Mismatch { header })
     }
 
     /// Reads the envelope of a verified body and applies this source's acceptance rules.
-    pub(super) fn envelope(&self, body: &[u8], now_ms: i64) -> Result<Envelope, EnvelopeError> {
+    pub(super) fn envelope(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<Envelope, EnvelopeError> {
         let map = json_object(body)?;
-        let fields = Fields::read(&map)?;
+        let fallback_kind: Option<String>;
+        let mut fields = Fields::read(&map)?;
+        if fields.kind.is_none()
+            && let Some(rule) = &self.kind_fallback
+        {
+            // Rare (an event without `type`, on a source that names a fallback), so the copy
+            // into a `Value` for the pointer lookup costs nothing that matters.
+            fallback_kind = fields::read(rule, headers, &Value::Object(map.clone()))?;
+            fields.kind = fallback_kind.as_deref();
+        }
         self.admit(&fields, body, now_ms)
     }
 
@@ -190,12 +215,22 @@ impl HighLevel {
                 None
             }
         };
+        let kind = fields.kind.unwrap_or_default();
         Ok(Envelope {
             id: fields
                 .webhook_id
                 .map(EventId::new)
                 .unwrap_or_else(|| fallback_event_id(body)),
-            kind: fields.kind.unwrap_or_default().to_string(),
+            lifecycle: match kind {
+                "INSTALL" => Lifecycle::Install,
+                "UNINSTALL" => Lifecycle::Uninstall,
+                _ => Lifecycle::Other,
+            },
+            kind: kind.to_string(),
+            company: fields
+                .company
+                .filter(|company| *company != tenant)
+                .map(TenantId::new),
             tenant: TenantId::new(tenant),
             sent_at_ms,
         })
@@ -218,9 +253,11 @@ impl HighLevel {
 
 impl<'a> Fields<'a> {
     fn read(map: &'a Map<String, Value>) -> Result<Fields<'a>, EnvelopeError> {
-        let tenant = match string_field(map, "locationId")? {
+        let company = string_field(map, "companyId")?;
+        let location = string_field(map, "locationId")?;
+        let tenant = match location {
             Some(location) => Some(location),
-            None => match string_field(map, "companyId")? {
+            None => match company {
                 Some(company) => Some(company),
                 // Invoice-like events name the tenant generically.
                 None if string_field(map, "altType")? == Some("location") => {
@@ -234,6 +271,7 @@ impl<'a> Fields<'a> {
             kind: string_field(map, "type")?,
             app_id: string_field(map, "appId")?,
             tenant,
+            company: location.and(company),
             timestamp: map.get("timestamp"),
         })
     }
@@ -262,30 +300,6 @@ fn timestamp_ms(value: &Value) -> Result<Option<i64>, EnvelopeError> {
         },
         _ => bad("expected text or a number"),
     }
-}
-
-/// The one value of header `name`: `None` when absent, an error when repeated or not text.
-fn single_header<'h>(
-    headers: &'h HeaderMap,
-    name: &'static str,
-) -> Result<Option<&'h str>, VerifyError> {
-    let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(VerifyError::Repeated { header: name });
-    }
-    value
-        .to_str()
-        .map(|v| Some(v.trim()))
-        .map_err(|_| VerifyError::Encoding { header: name })
-}
-
-fn decode(header: &'static str, value: &str) -> Result<Vec<u8>, VerifyError> {
-    BASE64
-        .decode(value)
-        .map_err(|_| VerifyError::Encoding { header })
 }
 
 #[cfg(test)]

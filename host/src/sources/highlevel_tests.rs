@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use base64::engine::general_purpose::STANDARD;
+use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
 use http::{HeaderMap, HeaderValue};
@@ -74,16 +74,17 @@ fn hl_config(ed: Vec<VerifyingKey>, rsa: Vec<RsaPublicKey>) -> HighLevelConfig {
         rsa_keys: rsa,
         max_age: Duration::from_secs(72 * 3600),
         require_timestamp: false,
+        require_installation: true,
     }
 }
 
 fn source(config: HighLevelConfig) -> Arc<Source> {
     Arc::new(
-        Source::from_config(&SourceConfig {
-            name: SourceName::new("hl"),
-            api: None,
-            scheme: SchemeConfig::HighLevel(config),
-        })
+        Source::from_config(&SourceConfig::new(
+            SourceName::new("hl"),
+            None,
+            SchemeConfig::HighLevel(config),
+        ))
         .unwrap(),
     )
 }
@@ -116,7 +117,9 @@ fn verify(
 fn the_published_keys_parse_and_are_the_defaults() {
     let text = "[[sources]]\nname = \"highlevel\"\nscheme = \"highlevel\"\napp_id = \"a\"\n";
     let config = Config::parse(std::path::Path::new("w.toml"), text).unwrap();
-    let SchemeConfig::HighLevel(hl) = &config.sources[0].scheme;
+    let SchemeConfig::HighLevel(hl) = &config.sources[0].scheme else {
+        panic!("not highlevel")
+    };
     assert_eq!(hl.ed25519_keys.len(), 1);
     assert_eq!(hl.rsa_keys.len(), 1);
     assert_eq!(
@@ -145,7 +148,7 @@ fn a_body_signed_with_a_test_key_is_refused_by_the_published_keys() {
     assert_eq!(
         err,
         VerifyError::Mismatch {
-            header: SIGNATURE_HEADER
+            header: SIGNATURE_HEADER.into()
         }
     );
 
@@ -178,13 +181,7 @@ fn ed25519_over_the_raw_bytes_is_accepted_and_tampering_is_not() {
 
     let verified = verify(&source, &[(SIGNATURE_HEADER, &sig)], &body).unwrap();
     assert_eq!(verified.body(), body.as_slice());
-    assert_eq!(
-        verified.proof(),
-        Proof {
-            kind: SignatureKind::Ed25519,
-            key: 0
-        }
-    );
+    assert_eq!(verified.proof(), Proof::new(SignatureKind::Ed25519, 0));
     assert_eq!(verified.source().name().as_str(), "hl");
 
     // The same JSON re-serialised differently is different bytes: refused.
@@ -194,7 +191,7 @@ fn ed25519_over_the_raw_bytes_is_accepted_and_tampering_is_not() {
     assert_eq!(
         err,
         VerifyError::Mismatch {
-            header: SIGNATURE_HEADER
+            header: SIGNATURE_HEADER.into()
         }
     );
     assert_eq!(err.code(), "bad_signature");
@@ -243,7 +240,7 @@ fn the_legacy_rsa_header_is_used_only_without_the_ed25519_one() {
     assert_eq!(
         err,
         VerifyError::Mismatch {
-            header: SIGNATURE_HEADER
+            header: SIGNATURE_HEADER.into()
         }
     );
 
@@ -252,7 +249,7 @@ fn the_legacy_rsa_header_is_used_only_without_the_ed25519_one() {
     assert_eq!(
         err,
         VerifyError::Mismatch {
-            header: LEGACY_SIGNATURE_HEADER
+            header: LEGACY_SIGNATURE_HEADER.into()
         }
     );
 }
@@ -271,7 +268,7 @@ fn missing_malformed_and_repeated_signatures_are_refused() {
     assert_eq!(
         err,
         VerifyError::Encoding {
-            header: SIGNATURE_HEADER
+            header: SIGNATURE_HEADER.into()
         }
     );
 
@@ -280,7 +277,7 @@ fn missing_malformed_and_repeated_signatures_are_refused() {
     assert_eq!(
         err,
         VerifyError::Length {
-            header: SIGNATURE_HEADER,
+            header: SIGNATURE_HEADER.into(),
             actual: 63,
             expected: 64
         }
@@ -296,7 +293,7 @@ fn missing_malformed_and_repeated_signatures_are_refused() {
     assert_eq!(
         err,
         VerifyError::Repeated {
-            header: SIGNATURE_HEADER
+            header: SIGNATURE_HEADER.into()
         }
     );
 
@@ -307,11 +304,11 @@ fn missing_malformed_and_repeated_signatures_are_refused() {
 
 #[test]
 fn a_source_without_keys_cannot_be_built() {
-    let result = Source::from_config(&SourceConfig {
-        name: SourceName::new("bare"),
-        api: None,
-        scheme: SchemeConfig::HighLevel(hl_config(vec![], vec![])),
-    });
+    let result = Source::from_config(&SourceConfig::new(
+        SourceName::new("bare"),
+        None,
+        SchemeConfig::HighLevel(hl_config(vec![], vec![])),
+    ));
     assert!(matches!(result, Err(SourcesError::NoKeys(_))));
 }
 
@@ -495,7 +492,7 @@ fn overlong_identifiers_are_refused() {
     assert_eq!(
         err,
         EnvelopeError::InvalidField {
-            field: "webhookId",
+            field: "webhookId".into(),
             max: crate::sources::MAX_FIELD_LEN
         }
     );

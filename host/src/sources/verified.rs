@@ -8,6 +8,7 @@
 use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
+use http::HeaderMap;
 
 use super::{Envelope, EnvelopeError, Source};
 
@@ -18,6 +19,11 @@ pub enum SignatureKind {
     Ed25519,
     /// RSA PKCS#1 v1.5 with SHA-256 (HighLevel's legacy `x-wh-signature`).
     RsaSha256,
+    /// HMAC-SHA256 with a shared secret (Standard Webhooks `v1`, GitHub, Stripe, Shopify,
+    /// Slack, generic `hmac`).
+    HmacSha256,
+    /// HMAC-SHA512 with a shared secret (generic `hmac`).
+    HmacSha512,
 }
 
 impl SignatureKind {
@@ -26,31 +32,57 @@ impl SignatureKind {
         match self {
             SignatureKind::Ed25519 => "ed25519",
             SignatureKind::RsaSha256 => "rsa-sha256",
+            SignatureKind::HmacSha256 => "hmac-sha256",
+            SignatureKind::HmacSha512 => "hmac-sha512",
         }
     }
 }
 
-/// What a scheme reports after a successful check: the kind of signature and which of the
+/// What a scheme reports after a successful check: the kind of signature, which of the
 /// configured keys (0-based, in config order) matched, so operators can see when a rotated-out
-/// key stops being used.
+/// key stops being used, and the signed timestamp when the scheme signs one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Proof {
     pub kind: SignatureKind,
     pub key: usize,
+    /// The timestamp covered by the signature (ms since the epoch), already checked against
+    /// the scheme's tolerance.
+    pub signed_at_ms: Option<i64>,
+}
+
+impl Proof {
+    /// A proof without a signed timestamp.
+    pub fn new(kind: SignatureKind, key: usize) -> Proof {
+        Proof {
+            kind,
+            key,
+            signed_at_ms: None,
+        }
+    }
 }
 
 /// A body whose signature was verified by its source. See the module doc for the invariant.
 pub struct Verified {
     source: Arc<Source>,
+    /// The request's headers: some schemes read the event id, kind or tenant from them. They
+    /// came with a verified body but are not all covered by the signature; schemes only read
+    /// headers their sender documents (and a verified sender sets).
+    headers: HeaderMap,
     body: Bytes,
     proof: Proof,
 }
 
 impl Verified {
     /// Only `Source::verify` calls this, after the scheme accepted the signature over `body`.
-    pub(super) fn new(source: Arc<Source>, body: Bytes, proof: Proof) -> Verified {
+    pub(super) fn new(
+        source: Arc<Source>,
+        headers: HeaderMap,
+        body: Bytes,
+        proof: Proof,
+    ) -> Verified {
         Verified {
             source,
+            headers,
             body,
             proof,
         }
@@ -71,10 +103,22 @@ impl Verified {
         self.proof
     }
 
+    /// The request's headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
     /// Reads the event's id, kind and tenant from the verified body and applies the source's
     /// acceptance rules (app, age, ...). `now_ms` is the receive time, ms since the epoch.
     pub fn envelope(&self, now_ms: i64) -> Result<Envelope, EnvelopeError> {
-        self.source.envelope(&self.body, now_ms)
+        self.source
+            .envelope(&self.headers, &self.body, self.proof, now_ms)
+    }
+
+    /// The answer to a sender's endpoint check, when this request is one (Slack's
+    /// `url_verification`): the challenge to echo. Such a request is answered, never stored.
+    pub fn challenge(&self) -> Option<String> {
+        self.source.challenge(&self.headers, &self.body)
     }
 
     /// The body, for storing. Consumes the proof: a stored payload needs no further checks.

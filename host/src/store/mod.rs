@@ -34,7 +34,10 @@ pub use maintenance::{
     payload_names_contact,
 };
 
-use crate::ids::{DeliveryId, EventId, LeaseToken, PluginName, SourceName, TenantId};
+use crate::{
+    ids::{ApiName, DeliveryId, EventId, LeaseToken, PluginName, SourceName, TenantId},
+    installations::{Gate, GatedOutcome, Installation, InstallationState},
+};
 
 /// A verified webhook, ready to store.
 #[derive(Clone, Debug)]
@@ -406,6 +409,54 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store answers (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Like `ingest`, but first runs `installations::decide` on `gate` in the same transaction:
+    /// a refused event writes nothing; an accepted one is stored with the installation change
+    /// and link it implies. A stored (source, id) is `Duplicate` whatever the installation says.
+    fn ingest_gated(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+        gate: Gate,
+    ) -> impl Future<Output = Result<GatedOutcome, StoreError>> + Send;
+
+    /// The installation of `tenant` under `api`.
+    fn installation(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Option<Installation>, StoreError>> + Send;
+
+    /// Every installation under `api`, by tenant.
+    fn installations(
+        &self,
+        api: &ApiName,
+    ) -> impl Future<Output = Result<Vec<Installation>, StoreError>> + Send;
+
+    /// Sets an installation's state as of `at_ms` (creating it if needed); false, and nothing
+    /// written, when the stored state is newer.
+    fn set_installation_state(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        state: InstallationState,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records that `company`'s installation covers `location`.
+    fn link_location(
+        &self,
+        api: &ApiName,
+        company: &TenantId,
+        location: &TenantId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The company last linked to `location`.
+    fn company_of(
+        &self,
+        api: &ApiName,
+        location: &TenantId,
+    ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send;
 }
 
 /// Behaviour a backend is opened with (from `[storage]`). The default drops payloads.
@@ -574,5 +625,47 @@ impl Store for AnyStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         delegate!(self, s => s.ping().await)
+    }
+    async fn ingest_gated(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+        gate: Gate,
+    ) -> Result<GatedOutcome, StoreError> {
+        delegate!(self, s => s.ingest_gated(event, deliveries, gate).await)
+    }
+    async fn installation(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+    ) -> Result<Option<Installation>, StoreError> {
+        delegate!(self, s => s.installation(api, tenant).await)
+    }
+    async fn installations(&self, api: &ApiName) -> Result<Vec<Installation>, StoreError> {
+        delegate!(self, s => s.installations(api).await)
+    }
+    async fn set_installation_state(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        state: InstallationState,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.set_installation_state(api, tenant, state, at_ms).await)
+    }
+    async fn link_location(
+        &self,
+        api: &ApiName,
+        company: &TenantId,
+        location: &TenantId,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.link_location(api, company, location).await)
+    }
+    async fn company_of(
+        &self,
+        api: &ApiName,
+        location: &TenantId,
+    ) -> Result<Option<TenantId>, StoreError> {
+        delegate!(self, s => s.company_of(api, location).await)
     }
 }

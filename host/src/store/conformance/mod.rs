@@ -13,6 +13,7 @@
 mod completion;
 mod fixtures;
 mod ingest;
+mod installations;
 mod kv;
 mod leases;
 mod listing;
@@ -22,7 +23,8 @@ mod scheduling;
 use std::future::Future;
 
 pub use self::{
-    completion::*, ingest::*, kv::*, leases::*, listing::*, maintenance::*, scheduling::*,
+    completion::*, ingest::*, installations::*, kv::*, leases::*, listing::*, maintenance::*,
+    scheduling::*,
 };
 use super::Store;
 
@@ -63,4 +65,9 @@ where
     erase_removes_a_tenant_or_a_contact(fresh().await).await;
     payload_is_dropped_once_every_delivery_succeeded(fresh().await).await;
     ping_answers(fresh().await).await;
+    an_unknown_tenant_is_refused_and_nothing_is_written(fresh().await).await;
+    install_accepts_and_uninstall_refuses_again(fresh().await).await;
+    state_changes_never_go_back_in_time(fresh().await).await;
+    a_company_installation_covers_linked_locations(fresh().await).await;
+    concurrent_installs_store_the_event_once(fresh().await).await;
 }

@@ -23,6 +23,7 @@
 //! same explicitly from async code.
 
 mod claim;
+mod installations;
 mod lock;
 mod maintenance;
 mod reads;
@@ -58,7 +59,10 @@ use super::{
     EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PurgeFilter, Removed,
     ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions, StoredEvent, ordering,
 };
-use crate::ids::{DeliveryId, EventId, LeaseToken, SourceName, now_ms};
+use crate::{
+    ids::{ApiName, DeliveryId, EventId, LeaseToken, SourceName, TenantId, now_ms},
+    installations::{Gate, GatedOutcome, Installation, InstallationState},
+};
 
 /// Events (or kv entries) one erase command deletes, and events one contact scan reads: small
 /// enough that an erase never holds the writer (and so ingestion) for more than milliseconds.
@@ -123,6 +127,29 @@ impl SqliteStore {
                 options,
             }),
         })
+    }
+
+    /// An ingest ready for the writer. Hashing and resolving ordering keys happen here, on the
+    /// caller's task, so the single writer thread only runs SQL.
+    fn prepare_ingest(&self, event: NewEvent, deliveries: Vec<NewDelivery>) -> PreparedIngest {
+        let payload_sha256 = hex::encode(Sha256::digest(&event.payload));
+        let pointers: Vec<Option<&str>> = deliveries
+            .iter()
+            .map(|d| d.ordering_key.as_deref())
+            .collect();
+        let keys = ordering::resolve(&event.payload, &pointers);
+        let drop_payload = deliveries.is_empty() && !self.inner.options.keep_payloads;
+        let deliveries = deliveries
+            .into_iter()
+            .zip(keys)
+            .map(|(d, key)| (d.plugin, d.max_attempts, key))
+            .collect();
+        PreparedIngest {
+            event,
+            payload_sha256,
+            deliveries,
+            drop_payload,
+        }
     }
 
     /// The database file.
@@ -204,28 +231,9 @@ impl Store for SqliteStore {
         event: NewEvent,
         deliveries: Vec<NewDelivery>,
     ) -> Result<IngestOutcome, StoreError> {
-        // Hashing and resolving ordering keys happen here, on the caller's task, so the single
-        // writer thread only runs SQL.
-        let payload_sha256 = hex::encode(Sha256::digest(&event.payload));
-        let pointers: Vec<Option<&str>> = deliveries
-            .iter()
-            .map(|d| d.ordering_key.as_deref())
-            .collect();
-        let keys = ordering::resolve(&event.payload, &pointers);
-        let drop_payload = deliveries.is_empty() && !self.inner.options.keep_payloads;
-        let deliveries = deliveries
-            .into_iter()
-            .zip(keys)
-            .map(|(d, key)| (d.plugin, d.max_attempts, key))
-            .collect();
-        self.write(Op::Ingest(PreparedIngest {
-            event,
-            payload_sha256,
-            deliveries,
-            drop_payload,
-        }))
-        .await?
-        .into_ingested()
+        self.write(Op::Ingest(self.prepare_ingest(event, deliveries)))
+            .await?
+            .into_ingested()
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claimed>, StoreError> {
@@ -461,5 +469,60 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(reads::ping).await
+    }
+
+    // Installations: bodies in `installations.rs`.
+    async fn ingest_gated(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+        gate: Gate,
+    ) -> Result<GatedOutcome, StoreError> {
+        self.ingest_gated_sqlite(event, deliveries, gate).await
+    }
+
+    async fn installation(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+    ) -> Result<Option<Installation>, StoreError> {
+        let (api, tenant) = (api.clone(), tenant.clone());
+        self.read(move |conn| installations::installation(conn, &api, &tenant))
+            .await
+    }
+
+    async fn installations(&self, api: &ApiName) -> Result<Vec<Installation>, StoreError> {
+        let api = api.clone();
+        self.read(move |conn| installations::list(conn, &api)).await
+    }
+
+    async fn set_installation_state(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        state: InstallationState,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.set_installation_state_sqlite(api, tenant, state, at_ms)
+            .await
+    }
+
+    async fn link_location(
+        &self,
+        api: &ApiName,
+        company: &TenantId,
+        location: &TenantId,
+    ) -> Result<(), StoreError> {
+        self.link_location_sqlite(api, company, location).await
+    }
+
+    async fn company_of(
+        &self,
+        api: &ApiName,
+        location: &TenantId,
+    ) -> Result<Option<TenantId>, StoreError> {
+        let (api, location) = (api.clone(), location.clone());
+        self.read(move |conn| installations::company_of(conn, &api, &location))
+            .await
     }
 }

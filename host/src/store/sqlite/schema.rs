@@ -117,6 +117,33 @@ const MIGRATIONS: &[Migration] = &[
         CREATE INDEX events_by_tenant ON events (tenant);
     "#,
     },
+    Migration {
+        version: 3,
+        name: "installations and company -> location links",
+        sql: r#"
+        CREATE TABLE installations (
+            api             TEXT    NOT NULL,
+            tenant          TEXT    NOT NULL,
+            state           TEXT    NOT NULL
+                CHECK (state IN ('pending', 'active', 'needs-reauth', 'uninstalled')),
+            -- the sender's time of the change; older changes never overwrite newer ones
+            state_at_ms     INTEGER NOT NULL,
+            created_at_ms   INTEGER NOT NULL,
+            updated_at_ms   INTEGER NOT NULL,
+            PRIMARY KEY (api, tenant)
+        ) WITHOUT ROWID;
+
+        -- A company (agency) installation covers these locations.
+        CREATE TABLE installation_links (
+            api             TEXT    NOT NULL,
+            company         TEXT    NOT NULL,
+            location        TEXT    NOT NULL,
+            created_at_ms   INTEGER NOT NULL,
+            PRIMARY KEY (api, location, company)
+        ) WITHOUT ROWID;
+        CREATE INDEX installation_links_by_company ON installation_links (api, company);
+    "#,
+    },
 ];
 
 /// The newest schema version this binary knows.

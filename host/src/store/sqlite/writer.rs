@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    installations::{InstallationOp, InstallationOutput},
     lock::ProcessLock,
     writes::{self, PreparedIngest},
 };
@@ -106,6 +107,9 @@ pub(super) enum Op {
     /// Reads the write connection's settings (they are per connection, so only the writer can
     /// report its own).
     Settings,
+    /// A write of the installations tables (`installations.rs`). Boxed: a gated ingest carries
+    /// an event and its facts, and every queued message would otherwise be that large.
+    Installations(Box<InstallationOp>),
 }
 
 /// The settings in effect on the write connection.
@@ -129,6 +133,7 @@ pub(super) enum Output {
     Done,
     Swapped(bool),
     Settings(ConnectionSettings),
+    Installations(InstallationOutput),
     Ids(Vec<DeliveryId>),
     Removed(Removed),
 }
@@ -166,6 +171,13 @@ impl Output {
         match self {
             Output::Swapped(swapped) => Ok(swapped),
             other => Err(other.mismatch("a swap result")),
+        }
+    }
+
+    pub(super) fn into_installations(self) -> Result<InstallationOutput, StoreError> {
+        match self {
+            Output::Installations(output) => Ok(output),
+            other => Err(other.mismatch("an installation write's output")),
         }
     }
 

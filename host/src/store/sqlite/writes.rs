@@ -84,6 +84,7 @@ pub(super) fn apply(
         )
         .map(Output::Swapped),
         Op::Settings => settings(conn).map(Output::Settings),
+        Op::Installations(op) => super::installations::apply(conn, *op).map(Output::Installations),
     }
 }
 
@@ -99,7 +100,10 @@ pub(super) struct PreparedIngest {
     pub drop_payload: bool,
 }
 
-fn ingest(conn: &Connection, prepared: PreparedIngest) -> Result<IngestOutcome, StoreError> {
+pub(super) fn ingest(
+    conn: &Connection,
+    prepared: PreparedIngest,
+) -> Result<IngestOutcome, StoreError> {
     let PreparedIngest {
         event,
         payload_sha256,
