@@ -154,6 +154,7 @@ async fn finish(deps: &Deps, claimed: &Claimed, started_at_ms: i64, invocation: 
             tracing::info!(
                 duration_ms,
                 api_calls = invocation.api_calls,
+                memory_bytes = invocation.memory_bytes,
                 "delivery succeeded"
             )
         }

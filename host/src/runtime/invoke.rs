@@ -89,6 +89,7 @@ pub async fn run(
         logs: state.take_logs(),
         api_calls: state.api_calls,
         duration: started.elapsed(),
+        memory_bytes: state.limiter.used(),
     }
 }
 

@@ -129,6 +129,9 @@ pub struct Invocation {
     pub api_calls: u32,
     /// Wall-clock time of the attempt, instantiation included.
     pub duration: Duration,
+    /// Linear memory the instance held when it ended, in bytes: its peak, since a WebAssembly
+    /// memory never shrinks. What a manifest's `memory` must cover.
+    pub memory_bytes: usize,
 }
 
 /// The plugin runtime. Cheap to clone; the epoch thread stops when the last clone drops.

@@ -146,9 +146,10 @@ async fn the_memory_cap_covers_all_memories_together() {
         Outcome::MemoryExceeded(message) => assert!(message.contains("2097152"), "{message}"),
         other => panic!("expected MemoryExceeded, got {other:?}"),
     }
-    // With room for both, the same component succeeds.
+    // With room for both, the same component succeeds, and reports what both memories hold.
     let roomy = run(&runtime, "memory = \"4MiB\"", &wasm).await;
     assert_eq!(roomy.outcome, Outcome::Succeeded);
+    assert_eq!(roomy.memory_bytes, 42 * 65536);
 }
 
 #[tokio::test]
