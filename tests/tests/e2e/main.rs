@@ -8,6 +8,7 @@ mod config_cli;
 mod crash;
 mod engine;
 mod engine_support;
+mod guest_sdks;
 mod hostile;
 mod ingress;
 mod installations;
