@@ -222,6 +222,22 @@ mod tests {
     }
 
     #[test]
+    fn the_rust_source_is_formatted_as_rustfmt_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = new(&args(dir.path(), "tidy")).unwrap();
+        let output = std::process::Command::new("rustfmt")
+            .args(["--edition", "2024", "--check"])
+            .arg(project.join("src/lib.rs"))
+            .output()
+            .expect("running rustfmt (rustup component add rustfmt)");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+
+    #[test]
     fn the_manifest_follows_the_configs_source_and_api() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("s"), "whsec_c2VjcmV0LWJ5dGVz").unwrap();
