@@ -2,10 +2,10 @@
 //! folder, a dev signing key the config trusts (and `wasmhook send` signs with), and a sample
 //! event to send.
 //!
-//! Invariants: nothing existing is overwritten (an existing `wasmhook.toml` stops it before
-//! anything is written); private keys are created readable by the owner only; the dev config
-//! trusts only the generated key, never HighLevel's published keys, so nothing but `send` can
-//! reach its plugins.
+//! Invariants: nothing existing is overwritten (any file it would write that exists stops it
+//! before anything is written); private keys are created readable by the owner only; the dev
+//! config trusts only the generated key, never HighLevel's published keys, so nothing but
+//! `send` can reach its plugins.
 
 use std::{
     fs,
@@ -80,11 +80,21 @@ pub fn run(args: InitArgs) -> ExitCode {
 /// Writes the setup into `args.dir`; returns the paths written, relative to it.
 fn init(args: &InitArgs) -> anyhow::Result<Vec<PathBuf>> {
     let dir = &args.dir;
-    let config = dir.join("wasmhook.toml");
-    if config.exists() {
+    let key_files: &[&str] = match args.scheme {
+        DevScheme::Highlevel => &["keys/highlevel-dev.pem", "keys/highlevel-dev.pub.pem"],
+        DevScheme::StandardWebhooks => &["keys/webhook-secret"],
+    };
+    let taken: Vec<String> = ["wasmhook.toml", "events/contact-create.json"]
+        .iter()
+        .chain(key_files)
+        .map(|relative| dir.join(relative))
+        .filter(|path| path.exists())
+        .map(|path| path.display().to_string())
+        .collect();
+    if !taken.is_empty() {
         anyhow::bail!(
             "{} already exists; run `wasmhook init` in an empty folder, or remove it first",
-            config.display()
+            taken.join(", ")
         );
     }
     for sub in ["plugins", "keys", "events"] {
@@ -352,6 +362,17 @@ mod tests {
         let config = Config::load(dir.path().join("wasmhook.toml")).unwrap();
         assert_eq!(config.sources[0].name.as_str(), "webhooks");
         sample_verifies(dir.path());
+    }
+
+    #[test]
+    fn an_existing_key_stops_it_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("keys")).unwrap();
+        fs::write(dir.path().join("keys/highlevel-dev.pem"), "mine").unwrap();
+        let err = init(&args(dir.path(), DevScheme::Highlevel)).unwrap_err();
+        assert!(err.to_string().contains("highlevel-dev.pem"), "{err}");
+        assert!(!dir.path().join("wasmhook.toml").exists());
+        assert!(!dir.path().join("events").exists());
     }
 
     #[test]
