@@ -342,6 +342,7 @@ fn highlevel(c: &mut Checker, field: &str, hl: RawHighLevel) -> SchemeConfig {
         max_age,
         require_timestamp: hl.require_timestamp.unwrap_or(false),
         require_installation: hl.require_installation.unwrap_or(true),
+        signing_key: c.secret(&format!("{field}.signing_key"), hl.signing_key),
     })
 }
 

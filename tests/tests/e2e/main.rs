@@ -16,6 +16,7 @@ mod interop;
 mod javascript;
 mod kv;
 mod limits;
+mod newcomer;
 mod python;
 mod sandbox;
 mod schemes;
