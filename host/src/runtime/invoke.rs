@@ -89,6 +89,7 @@ pub async fn run(
         logs: state.take_logs(),
         api_calls: state.api_calls,
         duration: started.elapsed(),
+        quota_wait: state.quota_wait.take(),
     }
 }
 
