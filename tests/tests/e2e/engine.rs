@@ -254,6 +254,88 @@ async fn the_cli_shows_backoff_and_dead_then_replays_purges_and_erases() {
     server.stop().await;
 }
 
+/// `wasmhook deliveries cancel` deletes a pending delivery (one waiting an hour for its retry)
+/// so it never runs again, refuses a succeeded one with the reason, and says when there is no
+/// such delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_cancels_a_pending_delivery_and_refuses_others_with_the_reason() {
+    let signer = HighLevelSigner::new();
+    let fake = FakeApi::start().await;
+    let (config, _dir) = TestServer::builder()
+        .api("highlevel", &fake)
+        .api("fake", &fake)
+        .highlevel(&signer)
+        .toml(
+            "[plugins]\nworkers = 4\npoll_interval = \"20ms\"\nretry_base = \"1h\"\nretry_max = \"1h\"\n",
+        )
+        .plugin(
+            "spinner",
+            &hostile_wasm(),
+            &manifest("spinner", "loop", "timeout = \"100ms\"\nmax_attempts = 3", ""),
+        )
+        .plugin("contact-tagger", &tagger_wasm(), &tagger_manifest())
+        .write();
+    let server = InProcess::start(&config).await;
+    let (webhook_id, body) = contact_create();
+    let status = post(&reqwest::Client::new(), server.public, &signer, &body).await;
+    assert_eq!(status.unwrap(), 200);
+    // The spinner timed out once and waits an hour for its retry; the tagger succeeded.
+    let list = wait_deliveries(
+        server.admin,
+        Duration::from_secs(30),
+        "a pending retry and a success",
+        |l| {
+            l.iter().any(|d| {
+                d.plugin.as_str() == "spinner"
+                    && d.state == DeliveryState::Pending
+                    && d.attempts_made == 1
+            }) && l.iter().any(|d| d.state == DeliveryState::Succeeded)
+        },
+    )
+    .await;
+    let id_of = |plugin: &str| {
+        list.iter()
+            .find(|d| d.plugin.as_str() == plugin)
+            .map(|d| d.id.to_string())
+            .unwrap()
+    };
+    let (pending, succeeded) = (id_of("spinner"), id_of("contact-tagger"));
+
+    let (code, out, err) = cli(server.admin, &["deliveries", "cancel", &pending]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("cancelled {pending}").as_str()),
+        "{err}"
+    );
+    let (code, _, err) = cli(server.admin, &["deliveries", "show", &pending]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not_found"), "{err}");
+    let left = all_deliveries(server.admin).await;
+    assert_eq!(
+        left.len(),
+        1,
+        "only the tagger's delivery is left: {left:#?}"
+    );
+    assert_eq!(left[0].event_id.as_str(), webhook_id);
+
+    let (code, _, err) = cli(server.admin, &["deliveries", "cancel", &succeeded]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("wrong_state") && err.contains("only pending deliveries can be cancelled"),
+        "{err}"
+    );
+    let record: DeliveryRecord = cli_json(server.admin, &["deliveries", "show", &succeeded]).await;
+    assert_eq!(
+        record.state,
+        DeliveryState::Succeeded,
+        "refused means untouched"
+    );
+    let (code, _, err) = cli(server.admin, &["deliveries", "cancel", &pending]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not_found"), "{err}");
+    server.stop().await;
+}
+
 /// A CLI without a token says how to give it one.
 #[tokio::test]
 async fn the_cli_without_a_token_says_how_to_set_one() {
