@@ -14,6 +14,7 @@ mod installations;
 mod interop;
 mod kv;
 mod limits;
+mod quota;
 mod sandbox;
 mod schemes;
 mod send;
