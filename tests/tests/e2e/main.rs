@@ -17,5 +17,6 @@ mod limits;
 mod quota;
 mod sandbox;
 mod schemes;
+mod secrets;
 mod send;
 mod tls_reload;
