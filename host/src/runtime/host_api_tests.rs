@@ -13,9 +13,17 @@ use super::{
     test_support,
 };
 use crate::api::{
-    AllowList, ApiClient, Capabilities, RetrySchedule,
-    tests::fake::{Fake, Reply, apis, config, token_file},
+    AllowList, Capabilities, RetrySchedule,
+    tests::fake::{Fake, Reply, client, config},
 };
+
+/// Services whose API `hl` is `fake`, over a store in `dir`.
+async fn services_on(fake: &Fake, dir: &std::path::Path) -> Services {
+    Services {
+        api: client(config(fake.base(""), None), RetrySchedule::default()),
+        ..test_support::services(dir).await
+    }
+}
 
 /// A delivery's state on `services`, granted on `hl` what the sequence below calls.
 fn state(services: Services) -> State {
@@ -107,17 +115,8 @@ async fn pages_batch_items_and_cached_reads_are_numbered_in_call_order_and_repea
         _ => Reply::json(serde_json::json!({"ok": true})),
     })
     .await;
-    let (_token_dir, token) = token_file();
-    let client = ApiClient::with_schedule(
-        &apis(config(fake.base(""), Some(token))),
-        RetrySchedule::default(),
-    )
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let services = Services {
-        api: client,
-        ..test_support::services(dir.path()).await
-    };
+    let services = services_on(&fake, dir.path()).await;
 
     let mut first = state(services.clone());
     let used = attempt(&mut first).await;
@@ -162,17 +161,8 @@ async fn a_spent_daily_quota_is_remembered_for_the_dispatcher() {
             .header("X-RateLimit-Reset", reset),
     ])
     .await;
-    let (_token_dir, token) = token_file();
-    let client = ApiClient::with_schedule(
-        &apis(config(fake.base(""), Some(token))),
-        RetrySchedule::default(),
-    )
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let services = Services {
-        api: client,
-        ..test_support::services(dir.path()).await
-    };
+    let services = services_on(&fake, dir.path()).await;
     let mut state = state(services);
     // Less time than the reset is away: the host cannot wait it out inside the attempt.
     state.deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);

@@ -25,6 +25,19 @@ fn pipeline_sync_manifest() -> String {
     .unwrap()
 }
 
+/// Scripts the location's pipelines: `PIPELINE` with the stages "Lead" and `STAGE` "Proposal".
+fn serve_pipelines(fake: &FakeApi) {
+    fake.on(
+        Method::GET,
+        "/opportunities/pipelines",
+        Reply::Json(
+            200,
+            json!({"pipelines": [{"id": PIPELINE, "name": "Sales",
+                "stages": [{"id": "other", "name": "Lead"}, {"id": STAGE, "name": "Proposal"}]}]}),
+        ),
+    );
+}
+
 fn opportunity_update() -> (String, Vec<u8>) {
     let id = format!("wh-{}", rand::random::<u64>());
     (
@@ -37,15 +50,7 @@ fn opportunity_update() -> (String, Vec<u8>) {
 async fn pipeline_sync_reads_pipelines_once_searches_with_filters_and_tags_in_one_bulk_call() {
     let signer = HighLevelSigner::new();
     let fake = FakeApi::start().await;
-    fake.on(
-        Method::GET,
-        "/opportunities/pipelines",
-        Reply::Json(
-            200,
-            json!({"pipelines": [{"id": PIPELINE, "name": "Sales",
-                "stages": [{"id": "other", "name": "Lead"}, {"id": STAGE, "name": "Proposal"}]}]}),
-        ),
-    );
+    serve_pipelines(&fake);
     let contacts = ["c1", "c2", "c3", "c4"];
     fake.on(
         Method::POST,
@@ -139,15 +144,7 @@ async fn a_plugin_built_against_the_frozen_0_1_0_contract_still_runs() {
 async fn an_invalidating_webhook_makes_the_next_cached_read_go_upstream() {
     let signer = HighLevelSigner::new();
     let fake = FakeApi::start().await;
-    fake.on(
-        Method::GET,
-        "/opportunities/pipelines",
-        Reply::Json(
-            200,
-            json!({"pipelines": [{"id": PIPELINE, "name": "Sales",
-                "stages": [{"id": STAGE, "name": "Proposal"}]}]}),
-        ),
-    );
+    serve_pipelines(&fake);
     fake.on(
         Method::POST,
         "/contacts/search",
