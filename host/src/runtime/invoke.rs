@@ -90,6 +90,7 @@ pub async fn run(
         api_calls: state.api_calls,
         duration: started.elapsed(),
         memory_bytes: state.limiter.used(),
+        quota_wait: state.quota_wait.take(),
     }
 }
 
