@@ -1,5 +1,6 @@
 //! Command-line interface: parses arguments and runs the chosen command.
 
+mod check;
 mod send;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -33,7 +34,8 @@ pub enum Command {
     },
     /// Sign a body the way a source's sender does and post it; prints the answer.
     Send(send::SendArgs),
-    /// Validate the config file and exit.
+    /// Validate the config file and every plugin (manifest, component, world, imports, the APIs
+    /// and sources it names); exits non-zero with a line per problem.
     Check {
         /// The config file.
         #[arg(long, short, default_value = "wasmhook.toml", env = "WASMHOOK_CONFIG")]
@@ -54,16 +56,7 @@ pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config, json_logs } => serve(config, json_logs),
         Command::Send(args) => send::run(args),
-        Command::Check { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Check { config } => check::run(&config),
         Command::Deliveries(args) => admin(admin_client::run_deliveries(args)),
         Command::Replay(args) => admin(admin_client::run_replay(args)),
         Command::Purge(args) => admin(admin_client::run_purge(args)),

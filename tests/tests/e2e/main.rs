@@ -3,7 +3,9 @@
 //! capability.
 
 mod api;
+mod check;
 mod common;
+mod compile_cache;
 mod config_cli;
 mod crash;
 mod engine;
@@ -14,6 +16,7 @@ mod installations;
 mod interop;
 mod kv;
 mod limits;
+mod reload;
 mod sandbox;
 mod schemes;
 mod send;
