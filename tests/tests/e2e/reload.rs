@@ -29,13 +29,14 @@ use crate::{
 /// benchmark); this bound only catches a reload that does not happen, on a busy test machine.
 const SWAP_SLACK: Duration = Duration::from_secs(2);
 
-/// A `hostile` manifest for plugin `name` in `mode`, allowed to call the fake's record paths.
-fn hostile_manifest(name: &str, mode: &str, extra: &str) -> String {
+/// A `hostile` manifest for plugin `name` in `mode`, allowed to call the fake's record paths,
+/// with `config` lines added to its `[config]`.
+fn hostile_manifest(name: &str, mode: &str, config: &str) -> String {
     format!(
         "name = \"{name}\"\nevents = [\"highlevel:ContactCreate\"]\ntimeout = \"10s\"\n\
-         memory = \"16MiB\"\nmax_attempts = 1\n{extra}\n\
+         memory = \"16MiB\"\nmax_attempts = 1\n\n\
          [capabilities.api.fake]\nallow = [\"POST /record\", \"POST /slow/*\"]\n\n\
-         [config]\nmode = \"{mode}\"\n"
+         [config]\nmode = \"{mode}\"\n{config}\n"
     )
 }
 
@@ -303,13 +304,10 @@ async fn a_plugin_replaced_three_times_under_load_loses_no_delivery_and_broken_f
             "version {version:?} never ran: {per_version:?}"
         );
     }
+    // A succeeded delivery's `due_at_ms` is when it ended.
     let after_broken: Vec<Version> = deliveries
         .iter()
-        .filter(|d| {
-            d.attempts
-                .first()
-                .is_some_and(|a| a.started_at_ms > ms_since_epoch(broken_landed))
-        })
+        .filter(|d| d.due_at_ms > ms_since_epoch(broken_landed))
         .map(|d| handled[d.event_id.as_str()][0])
         .collect();
     assert!(
