@@ -23,8 +23,8 @@ use std::{
     time::SystemTime,
 };
 
-use super::{LoadError, PluginSet, SharedPlugins, registry::load_pair};
-use crate::{ids::PluginName, runtime::Loader};
+use super::{LoadError, PluginSet, SharedPlugins, crosscheck, registry::load_pair};
+use crate::{config::Config, ids::PluginName, runtime::Loader};
 
 /// What one reconcile changed.
 #[derive(Debug, Default)]
@@ -131,6 +131,8 @@ pub struct Reloader {
     folder_reported: bool,
     /// Whether a reconcile ran before (the first one is the start-up load).
     reconciled: bool,
+    /// The host config whose APIs and sources loaded manifests are checked against.
+    config: Option<Arc<Config>>,
 }
 
 /// Files already reported as a problem.
@@ -155,7 +157,15 @@ impl Reloader {
             reported: HashMap::new(),
             folder_reported: false,
             reconciled: false,
+            config: None,
         }
+    }
+
+    /// Also checks each loaded manifest's API and source names against `config`, and warns
+    /// about the ones it does not configure (the plugin still loads: see `crosscheck`).
+    pub fn checking_names_against(mut self, config: Config) -> Reloader {
+        self.config = Some(Arc::new(config));
+        self
     }
 
     /// The folder it watches.
@@ -244,6 +254,11 @@ impl Reloader {
             }
             match load_pair(&self.loader, &manifest.0, &wasm.0).await {
                 Ok(plugin) => {
+                    if let Some(config) = &self.config {
+                        for problem in crosscheck::check(&plugin.manifest, config) {
+                            tracing::warn!(problem = %problem, "plugin loaded, but names something the config lacks");
+                        }
+                    }
                     self.reported.remove(&name);
                     self.loaded.insert(name, stamp);
                     let plugin_name = plugin.manifest.name.clone();

@@ -80,7 +80,8 @@ pub async fn run(
         runtime.loader().clone(),
         config.plugins.dir.clone(),
         plugins.clone(),
-    );
+    )
+    .checking_names_against(config.clone());
     let report = plugin_reloader.reconcile().await;
     for problem in &report.problems {
         crate::alerts::raise(
