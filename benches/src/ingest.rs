@@ -21,6 +21,8 @@ use ed25519_dalek::{Signer, SigningKey, pkcs8::EncodePublicKey};
 
 const APP_ID: &str = "bench-app";
 const LEVELS: [usize; 3] = [1, 16, 64];
+/// Distinct locations the webhooks come from, each installed first.
+const TENANTS: usize = 50;
 
 /// Webhooks posted per level: (full run, --quick).
 fn requests_at(senders: usize, quick: bool) -> usize {
@@ -55,7 +57,7 @@ fn body(i: usize, level: usize) -> Vec<u8> {
     serde_json::json!({
         "type": "ContactCreate",
         "appId": APP_ID,
-        "locationId": format!("loc-{}", i % 50),
+        "locationId": format!("loc-{}", i % TENANTS),
         "webhookId": format!("bench-{level}-{i}-{}", uuid::Uuid::new_v4()),
         "timestamp": now.to_string(),
         "id": format!("contact-{i}"),
@@ -68,16 +70,30 @@ fn body(i: usize, level: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Pre-signed requests: (body, signature).
+/// The INSTALL of each benchmark tenant: the server refuses events of tenants without an
+/// installation, so they are installed before the clock starts.
+fn install(i: usize) -> Vec<u8> {
+    serde_json::json!({
+        "type": "INSTALL",
+        "appId": APP_ID,
+        "locationId": format!("loc-{i}"),
+        "companyId": "bench-company",
+        "webhookId": format!("bench-install-{i}"),
+        "timestamp": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A request ready to post: (body, signature).
+fn sign(key: &SigningKey, body: Vec<u8>) -> (Vec<u8>, String) {
+    let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&body).to_bytes());
+    (body, signature)
+}
+
+/// Pre-signed requests.
 fn signed(key: &SigningKey, n: usize, level: usize) -> Vec<(Vec<u8>, String)> {
-    (0..n)
-        .map(|i| {
-            let body = body(i, level);
-            let signature =
-                base64::engine::general_purpose::STANDARD.encode(key.sign(&body).to_bytes());
-            (body, signature)
-        })
-        .collect()
+    (0..n).map(|i| sign(key, body(i, level))).collect()
 }
 
 async fn post_level(
@@ -216,6 +232,8 @@ async fn main() -> anyhow::Result<()> {
         "sqlite rows/s",
         "ratio"
     );
+    let installs = (0..TENANTS).map(|i| sign(&key, install(i))).collect();
+    post_level(&url, 1, installs).await?;
     for (round, senders) in LEVELS.into_iter().enumerate() {
         let n = requests_at(senders, quick);
         let work = signed(&key, n, round);

@@ -1,6 +1,13 @@
 //! Command-line interface: parses arguments and runs the chosen command.
 
+mod build;
 mod check;
+mod dev;
+mod init;
+mod mock_api;
+mod new;
+mod plugin_test;
+mod responses;
 mod send;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -32,6 +39,17 @@ pub enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+    /// Serve for development: every API answered by a recording mock that logs each call.
+    Dev(dev::DevArgs),
+    /// Set up a folder for development: config, plugins folder, dev signing key, sample event.
+    Init(init::InitArgs),
+    /// Create a plugin project that builds as is.
+    New(new::NewArgs),
+    /// Build a plugin project and install it into the plugins folder.
+    Build(build::BuildArgs),
+    /// Run a plugin once on an event against canned API answers; prints its calls, logs and
+    /// result.
+    Test(plugin_test::TestArgs),
     /// Sign a body the way a source's sender does and post it; prints the answer.
     Send(send::SendArgs),
     /// Validate the config file and every plugin (manifest, component, world, imports, the APIs
@@ -55,6 +73,11 @@ pub enum Command {
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config, json_logs } => serve(config, json_logs),
+        Command::Dev(args) => dev::run(args),
+        Command::Init(args) => init::run(args),
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Test(args) => plugin_test::run(args),
         Command::Send(args) => send::run(args),
         Command::Check { config } => check::run(&config),
         Command::Deliveries(args) => admin(admin_client::run_deliveries(args)),
@@ -102,38 +125,49 @@ fn serve(path: PathBuf, json_logs: bool) -> ExitCode {
         config.telemetry.log_format = LogFormat::Json;
     }
     crate::telemetry::init_logging(&config.telemetry);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let Some(runtime) = multi_thread_runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let result = runtime.block_on(async move {
+        let listeners = bind(&config).await?;
+        crate::run(config, listeners, shutdown_signal()).await
+    });
+    report(result)
+}
+
+/// The server's runtime; None (after saying why) if it cannot start.
+fn multi_thread_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
         .thread_name("wasmhook-http")
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+/// Binds the config's listeners; errors name the field and the file.
+async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+    let bind_one = |addr, field: &'static str| async move {
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {addr} ({field} in {}): {e}",
+                config.path.display()
+            )
+        })
     };
-    let result = runtime.block_on(async move {
-        let public = tokio::net::TcpListener::bind(config.server.listen)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot listen on {} (server.listen in {}): {e}",
-                    config.server.listen,
-                    config.path.display()
-                )
-            })?;
-        let admin = tokio::net::TcpListener::bind(config.admin.listen)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot listen on {} (admin.listen in {}): {e}",
-                    config.admin.listen,
-                    config.path.display()
-                )
-            })?;
-        crate::run(config, Listeners { public, admin }, shutdown_signal()).await
-    });
+    Ok(Listeners {
+        public: bind_one(config.server.listen, "server.listen").await?,
+        admin: bind_one(config.admin.listen, "admin.listen").await?,
+    })
+}
+
+/// The exit code of a server run, logging and printing its error.
+fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 
-use crate::{bindings, error::JsonError};
+use crate::{bindings, error::JsonError, highlevel::HighLevelEvent};
 
 /// One stored webhook. Every field is stable across redeliveries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +88,13 @@ impl Event {
     /// Parses the payload into a generic JSON value.
     pub fn json_value(&self) -> Result<serde_json::Value, JsonError> {
         self.json()
+    }
+
+    /// Parses the payload as a HighLevel webhook of this event's kind: a
+    /// [`HighLevelEvent::Contact`] for `ContactCreate`, and so on; kinds without a struct come
+    /// back as [`HighLevelEvent::Other`]. Missing and extra keys are tolerated.
+    pub fn highlevel(&self) -> Result<HighLevelEvent, JsonError> {
+        HighLevelEvent::parse(&self.kind, &self.payload)
     }
 }
 
@@ -201,6 +208,17 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("event payload: "), "{text}");
         assert!(text.contains("missing field `id`"), "{text}");
+    }
+
+    #[test]
+    fn highlevel_types_the_payload_by_the_event_kind() {
+        match event(CONTACT_CREATE).highlevel().unwrap() {
+            HighLevelEvent::Contact(contact) => {
+                assert_eq!(contact.id, "contact-9");
+                assert_eq!(contact.tags, ["a", "b"]);
+            }
+            other => panic!("expected a contact, got {other:?}"),
+        }
     }
 
     #[test]

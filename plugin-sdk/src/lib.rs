@@ -5,6 +5,8 @@
 //! the bindings are generated once, here, and wrapped in a small ergonomic layer:
 //!
 //! - [`Event`] and [`Delivery`]: what the handler receives, with typed access to the payload;
+//! - [`highlevel`]: HighLevel's webhook bodies as structs (contacts, opportunities,
+//!   appointments, messages, INSTALL / UNINSTALL), tolerant of extra and missing keys;
 //! - [`HandlerError`]: `retry`, `retry_after` or `fail`, and `?` works on every SDK error;
 //! - [`api`]: the host's capability-limited API client (`api::get("highlevel", "/contacts/x")`);
 //! - [`kv`]: a small key-value store scoped to (plugin, tenant);
@@ -37,13 +39,8 @@
 //! `src/lib.rs`:
 //!
 //! ```no_run
-//! use serde::{Deserialize, Serialize};
-//! use wasmhook_sdk::{Delivery, Event, Handler, HandlerError, api, config, info};
-//!
-//! #[derive(Deserialize)]
-//! struct Contact {
-//!     id: String,
-//! }
+//! use serde::Serialize;
+//! use wasmhook_sdk::{Delivery, Event, Handler, HandlerError, api, config, highlevel, info};
 //!
 //! #[derive(Serialize)]
 //! struct Note<'a> {
@@ -54,7 +51,10 @@
 //!
 //! impl Handler for Greeter {
 //!     fn handle(event: Event, delivery: Delivery) -> Result<(), HandlerError> {
-//!         let contact: Contact = event.json()?; // a malformed payload fails the delivery
+//!         // A malformed payload fails the delivery; other kinds are not ours to handle.
+//!         let highlevel::HighLevelEvent::Contact(contact) = event.highlevel()? else {
+//!             return Ok(());
+//!         };
 //!         let greeting = config::get("greeting").unwrap_or_else(|| "Welcome!".to_owned());
 //!         api::post("highlevel", format!("/contacts/{}/notes", contact.id))
 //!             .json(&Note { body: &greeting })
@@ -86,6 +86,7 @@ pub mod config;
 mod error;
 mod event;
 mod handler;
+pub mod highlevel;
 pub mod kv;
 pub mod log;
 

@@ -9,8 +9,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use wasmhook_sdk::{Delivery, Event, Handler, HandlerError, api, config, debug, info, kv};
+use serde::Serialize;
+use wasmhook_sdk::{
+    Delivery, Event, Handler, HandlerError, api, config, debug, highlevel::Contact, info, kv,
+};
 
 /// The API name in the host config.
 const API: &str = "highlevel";
@@ -18,12 +20,6 @@ const API: &str = "highlevel";
 /// How long the "already tagged" marker is kept: the host's retention window for events, past
 /// which a redelivery of the same webhook is no longer deduplicated anyway.
 const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-
-/// The part of the `ContactCreate` payload this plugin reads.
-#[derive(Deserialize)]
-struct ContactCreate {
-    id: String,
-}
 
 /// The body of `POST /contacts/{id}/tags`.
 #[derive(Serialize)]
@@ -41,7 +37,7 @@ impl Handler for ContactTagger {
             return Ok(());
         }
         let tag = config::require("tag")?;
-        let contact: ContactCreate = event.json()?;
+        let contact: Contact = event.json()?;
 
         let done = done_key(&delivery);
         if kv::get(&done)?.is_some() {
@@ -115,7 +111,7 @@ mod tests {
     fn reads_the_contact_id_from_the_highlevel_payload() {
         let payload = r#"{"type":"ContactCreate","locationId":"loc","id":"c-1","tags":[]}"#;
         let event = Event::new("e", "highlevel", "ContactCreate", "loc", 0, payload);
-        assert_eq!(event.json::<ContactCreate>().unwrap().id, "c-1");
+        assert_eq!(event.json::<Contact>().unwrap().id, "c-1");
     }
 
     #[test]

@@ -14,23 +14,14 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use wasmhook_sdk::{Delivery, Event, Handler, HandlerError, api, config, debug, info};
+use wasmhook_sdk::{
+    Delivery, Event, Handler, HandlerError, api, config, debug, highlevel::Opportunity, info,
+};
 
 /// The API name in the host config.
 const API: &str = "highlevel";
 /// Contacts per search page (HighLevel's `pageLimit`).
 const PAGE_LIMIT: u32 = 100;
-
-/// The part of an opportunity webhook this plugin reads.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Opportunity {
-    location_id: String,
-    pipeline_id: String,
-    pipeline_stage_id: String,
-    /// The user who owns the deal; events without an owner have nobody's contacts to tag.
-    assigned_to: Option<String>,
-}
 
 #[derive(Deserialize)]
 struct Pipelines {
@@ -66,10 +57,12 @@ impl Handler for PipelineSync {
             return Ok(());
         }
         let opp: Opportunity = event.json()?;
-        let Some(owner) = opp.assigned_to.as_deref().filter(|o| !o.is_empty()) else {
+        // The user who owns the deal; events without an owner have nobody's contacts to tag.
+        let owner = opp.assigned_to.as_str();
+        if owner.is_empty() {
             debug!("opportunity has no owner; nothing to tag");
             return Ok(());
-        };
+        }
 
         // 1. Name the stage. Pipelines change rarely: read them through the cache.
         let pipelines: Pipelines = api::get_cached(

@@ -49,6 +49,8 @@ pub struct RawHighLevel {
     pub max_age: Option<String>,
     pub require_timestamp: Option<bool>,
     pub require_installation: Option<bool>,
+    /// A private key `wasmhook send` signs with (development configs).
+    pub signing_key: Option<RawSecret>,
     /// Where the kind is read when the body has no `type`.
     pub kind: Option<RawFieldRule>,
 }

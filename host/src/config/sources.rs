@@ -125,6 +125,9 @@ pub struct HighLevelConfig {
     /// Refuse events whose tenant has no pending, active or needs-reauth installation
     /// (INSTALL itself is exempt). Default true.
     pub require_installation: bool,
+    /// A private key (Ed25519 or RSA, PEM) that `wasmhook send` signs with when given no
+    /// `--key`: the dev key `wasmhook init` writes. The server never reads it. Default none.
+    pub signing_key: Option<SecretRef>,
 }
 
 /// The Standard Webhooks default tolerance, both ways, in the libraries and the spec.

@@ -140,6 +140,7 @@ fn harness_with(
                 max_age: Duration::from_secs(3600),
                 require_timestamp: false,
                 require_installation,
+                signing_key: None,
             }),
         ),
         SourceConfig::new(

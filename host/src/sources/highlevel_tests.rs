@@ -75,6 +75,7 @@ fn hl_config(ed: Vec<VerifyingKey>, rsa: Vec<RsaPublicKey>) -> HighLevelConfig {
         max_age: Duration::from_secs(72 * 3600),
         require_timestamp: false,
         require_installation: true,
+        signing_key: None,
     }
 }
 

@@ -28,6 +28,13 @@ pub enum SignError {
     /// The source's own secret could not be read.
     #[error(transparent)]
     Source(#[from] SourcesError),
+    /// The HighLevel source's `signing_key` could not be read.
+    #[error("source {source_name}: cannot read signing_key ({reference}): {error}")]
+    SigningKey {
+        source_name: String,
+        reference: String,
+        error: crate::secret::SecretError,
+    },
 }
 
 /// What to sign with: `key` overrides the source's configured secret (an HMAC secret, a
@@ -53,10 +60,24 @@ pub fn sign(
             out.push((name, value));
         }
     };
-    if let SchemeConfig::HighLevel(_) = config.scheme {
-        let key = signing.key.ok_or(SignError::NeedKey(
-            "HighLevel bodies are signed with a private key: pass --key with an Ed25519 or RSA private key (PEM)",
-        ))?;
+    if let SchemeConfig::HighLevel(hl) = &config.scheme {
+        let configured;
+        let key = match (signing.key, &hl.signing_key) {
+            (Some(key), _) => key,
+            (None, Some(reference)) => {
+                configured = reference.load().map_err(|error| SignError::SigningKey {
+                    source_name: config.name.to_string(),
+                    reference: reference.describe(),
+                    error,
+                })?;
+                &configured
+            }
+            (None, None) => {
+                return Err(SignError::NeedKey(
+                    "HighLevel bodies are signed with a private key: pass --key with an Ed25519 or RSA private key (PEM), or set the source's signing_key (`wasmhook init` writes a dev key)",
+                ));
+            }
+        };
         let (header, value) = sign_highlevel(key.expose(), body)?;
         push(header, value);
         return Ok(out);
@@ -301,5 +322,36 @@ mod tests {
             path.display()
         );
         round_trip(&toml, None, b"{}").unwrap();
+    }
+
+    #[test]
+    fn a_highlevel_source_signs_with_its_signing_key() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+        let public = key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("dev.pem");
+        std::fs::write(
+            &private,
+            key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        let toml = |signing: &str| {
+            format!(
+                "[[sources]]\nname = \"hl\"\nscheme = \"highlevel\"\napp_id = \"app\"\n\
+                 require_installation = false\nsigning_key = {{ file = \"{signing}\" }}\n\
+                 ed25519_keys = [{{ pem = \"\"\"\n{public}\"\"\" }}]\n"
+            )
+        };
+        let body = br#"{"type":"ContactCreate","appId":"app","locationId":"l"}"#;
+        round_trip(&toml(&private.display().to_string()), None, body).unwrap();
+        let missing = dir.path().join("gone.pem").display().to_string();
+        let err = round_trip(&toml(&missing), None, body).unwrap_err();
+        assert!(
+            err.contains("signing_key") && err.contains("gone.pem"),
+            "{err}"
+        );
     }
 }

@@ -96,7 +96,6 @@ pub fn bulk_tags<C: AsRef<str>, T: AsRef<str>>(
     tags: &[T],
     action: TagAction,
 ) -> Request {
-    // Built with `json!`: the SDK depends on serde without its derive macros.
     let ids: Vec<&str> = contacts.iter().map(AsRef::as_ref).collect();
     let tags: Vec<&str> = tags.iter().map(AsRef::as_ref).collect();
     post(

@@ -39,9 +39,9 @@ pub use error::{Error, HttpFailure};
 pub use pages::{CursorStyle, Items, PageStyle, Pages, pages};
 pub use response::Response;
 
-use serde::Serialize;
+use serde::{Serialize, de::DeserializeOwned};
 
-use crate::bindings::wasmhook::plugin::api as wit;
+use crate::{HandlerError, bindings::wasmhook::plugin::api as wit};
 
 /// HTTP methods a plugin may use.
 pub use wit::Method;
@@ -181,6 +181,14 @@ impl Request {
     pub fn send(self) -> Result<Response, Error> {
         let req = self.into_wit()?;
         wit::send(&req).map(Response::from).map_err(Error::from)
+    }
+
+    /// Sends the request and parses the 2xx body as JSON into `T`: [`send`](Self::send) and
+    /// [`Response::json`] in one step, for handlers that only need the decoded answer. Errors
+    /// convert as they would separately: API errors by [`Error`]'s retry policy, a body that
+    /// does not decode into a permanent failure.
+    pub fn send_json<T: DeserializeOwned>(self) -> Result<T, HandlerError> {
+        Ok(self.send()?.json()?)
     }
 
     /// The WIT record the host receives.
