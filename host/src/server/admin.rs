@@ -33,10 +33,11 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     ids::{DeliveryId, EventId, PluginName, TenantId},
+    plugins::{PluginSet, SharedPlugins},
     secret::Secret,
     store::{
-        AnyStore, DeliveryFilter, DeliveryState, EraseRequest, Pacing, PurgeFilter, Removed,
-        ReplayFilter, Store, StoreError,
+        AnyStore, DeliveryFilter, DeliveryRecord, DeliveryState, EraseRequest, Pacing, PurgeFilter,
+        Removed, ReplayFilter, Store, StoreError,
     },
 };
 
@@ -50,6 +51,9 @@ pub struct AdminState {
     pub token: Option<Arc<Secret>>,
     /// Wakes the dispatcher after a replay made deliveries due.
     pub wake: Arc<Notify>,
+    /// The live plugins: a pending delivery of a plugin that is not loaded is listed with a note
+    /// saying that it waits for it. `None` adds no notes.
+    pub plugins: Option<SharedPlugins>,
 }
 
 /// `/metrics`, `/readyz` and `/admin/...`.
@@ -158,14 +162,39 @@ async fn list_deliveries(State(state): State<AdminState>, Query(q): Query<ListQu
         limit: q.limit.unwrap_or(100).min(MAX_LIST),
     };
     match state.store.deliveries(filter).await {
-        Ok(list) => Json(list).into_response(),
+        Ok(mut list) => {
+            if let Some(plugins) = &state.plugins {
+                let live = plugins.current();
+                for record in &mut list {
+                    note_missing_plugin(&live, record);
+                }
+            }
+            Json(list).into_response()
+        }
         Err(e) => store_error(e),
+    }
+}
+
+/// Notes on a pending delivery whose plugin is not loaded (deleted from the plugin folder, or
+/// failing to load) that it waits for the plugin: it is not claimed, and spends no attempts,
+/// until the plugin returns or an operator cancels it.
+fn note_missing_plugin(live: &PluginSet, record: &mut DeliveryRecord) {
+    if record.state == DeliveryState::Pending && live.get(&record.plugin).is_none() {
+        record.note = Some(format!(
+            "waiting: plugin {} is not loaded; it runs when the plugin returns, or cancel it",
+            record.plugin
+        ));
     }
 }
 
 async fn show_delivery(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     match state.store.delivery(&DeliveryId::new(id)).await {
-        Ok(Some(record)) => Json(record).into_response(),
+        Ok(Some(mut record)) => {
+            if let Some(plugins) = &state.plugins {
+                note_missing_plugin(&plugins.current(), &mut record);
+            }
+            Json(record).into_response()
+        }
         Ok(None) => refuse(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -369,6 +398,7 @@ mod tests {
             shutting_down: Arc::new(AtomicBool::new(false)),
             token: Some(Arc::new(Secret::new(TOKEN))),
             wake: Arc::new(Notify::new()),
+            plugins: None,
         }
     }
 

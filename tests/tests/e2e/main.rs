@@ -3,7 +3,9 @@
 //! capability.
 
 mod api;
+mod check;
 mod common;
+mod compile_cache;
 mod config_cli;
 mod crash;
 mod engine;
@@ -19,6 +21,7 @@ mod limits;
 mod newcomer;
 mod python;
 mod quota;
+mod reload;
 mod sandbox;
 mod schemes;
 mod secrets;
