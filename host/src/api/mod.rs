@@ -324,6 +324,28 @@ impl ApiClient {
             _ => None,
         }
     }
+
+    /// Whether `error`, returned by a call of `tenant` on `api`, means the delivery should
+    /// wait without spending an attempt: the API's quota is spent, or the tenant's credentials
+    /// are not ready (install in progress, re-authorisation needed). `Some((wait, note))`:
+    /// defer by `wait`, showing `note` on the delivery.
+    pub fn deferral(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        error: &ApiError,
+    ) -> Option<(Duration, String)> {
+        if !matches!(error, ApiError::BudgetExhausted { .. }) {
+            return None;
+        }
+        if let Some(wait) = self.upstream_wait(api, tenant) {
+            return Some((
+                wait,
+                format!("waiting: api {api} asked tenant {tenant} to wait"),
+            ));
+        }
+        self.inner.tokens.waiting(api, tenant)
+    }
 }
 
 #[cfg(test)]

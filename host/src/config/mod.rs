@@ -5,6 +5,7 @@
 //! `wasmhook.example.toml` at the repository root documents every field and its default.
 
 mod apis;
+mod credentials;
 mod error;
 mod raw;
 mod raw_sources;
@@ -19,6 +20,7 @@ pub use apis::{
     ApiConfig, BreakerConfig, CacheRule, DEFAULT_CACHE_MAX, DEFAULT_CACHE_TTL, DEFAULT_MAX_PAGES,
     DEFAULT_PAGE_LIMIT, RateLimit, default_cache_rules,
 };
+pub use credentials::{CredentialsConfig, MASTER_KEY_ENV, OAuthConfig};
 pub use error::{ConfigError, Problem};
 pub use sources::{
     DEFAULT_TOLERANCE, FieldOverrides, FieldRule, GitHubConfig, HighLevelConfig, HmacConfig,
@@ -41,6 +43,7 @@ pub struct Config {
     pub apis: BTreeMap<ApiName, ApiConfig>,
     pub admin: AdminConfig,
     pub telemetry: TelemetryConfig,
+    pub credentials: CredentialsConfig,
 }
 
 /// `[server]`: the public listener and its limits.

@@ -85,6 +85,19 @@ async fn run_in_span(deps: &Deps, claimed: Claimed) {
     };
     metrics::histogram!("wasmhook_plugin_duration_seconds", "plugin" => claimed.plugin.to_string())
         .record(started.elapsed().as_secs_f64());
+    if let Outcome::Deferred { after, note } = &invocation.outcome {
+        // Not the plugin's fault (credentials not ready, quota spent): no attempt is spent.
+        tracing::info!(wait_ms = after.as_millis() as u64, note = %note, "the delivery waits");
+        let at_ms = now_ms() + after.as_millis() as i64;
+        if let Err(e) = deps
+            .store
+            .defer(&claimed.delivery, &claimed.lease, at_ms, note.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "could not put the delivery back; it runs again once its lease lapses");
+        }
+        return;
+    }
     finish(deps, &claimed, started_at_ms, invocation).await;
 }
 
@@ -205,6 +218,8 @@ fn decide(
             None,
         ),
         Outcome::MemoryExceeded(message) => ("memory", Some(message.clone()), None),
+        // Handled before `finish`; should one get here, it counts as a retry with its wait.
+        Outcome::Deferred { after, note } => ("retry", Some(note.clone()), Some(*after)),
     };
     if claimed.attempt >= claimed.max_attempts {
         return (label, error, Completion::Dead);

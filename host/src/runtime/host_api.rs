@@ -44,6 +44,20 @@ impl State {
         }
     }
 
+    /// Converts a call's result for the plugin, remembering a deferral the error implies.
+    pub(super) fn answer(
+        &mut self,
+        api: &ApiName,
+        result: Result<ApiResponse, ApiError>,
+    ) -> Result<Response, WitApiError> {
+        result.map(to_wit_response).map_err(|error| {
+            if let Some(deferral) = self.services.api.deferral(api, &self.tags.tenant, &error) {
+                self.deferral = Some(deferral);
+            }
+            to_wit_error(error)
+        })
+    }
+
     /// The `denied` answer for a call past the cap.
     pub(super) fn cap_reached(&self) -> WitApiError {
         WitApiError::Denied(format!(
@@ -60,12 +74,10 @@ impl Host for State {
             return Err(self.cap_reached());
         }
         let ctx = self.call_context(number);
-        self.services
-            .api
-            .send(&ctx, to_host_request(req))
-            .await
-            .map(to_wit_response)
-            .map_err(to_wit_error)
+        let req = to_host_request(req);
+        let api = req.api.clone();
+        let result = self.services.api.send(&ctx, req).await;
+        self.answer(&api, result)
     }
 
     async fn get_cached(&mut self, req: Request) -> Result<Response, WitApiError> {
@@ -74,12 +86,10 @@ impl Host for State {
             return Err(self.cap_reached());
         }
         let ctx = self.call_context(number);
-        self.services
-            .api
-            .get_cached(&ctx, to_host_request(req))
-            .await
-            .map(to_wit_response)
-            .map_err(to_wit_error)
+        let req = to_host_request(req);
+        let api = req.api.clone();
+        let result = self.services.api.get_cached(&ctx, req).await;
+        self.answer(&api, result)
     }
 
     async fn send_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Response, WitApiError>> {
@@ -94,13 +104,12 @@ impl Host for State {
             .map(to_host_request)
             .collect();
         let ctx = self.call_context(first);
-        let mut results: Vec<Result<Response, WitApiError>> = self
-            .services
-            .api
-            .send_batch(&ctx, allowed)
-            .await
+        let apis: Vec<ApiName> = allowed.iter().map(|r| r.api.clone()).collect();
+        let answers = self.services.api.send_batch(&ctx, allowed).await;
+        let mut results: Vec<Result<Response, WitApiError>> = answers
             .into_iter()
-            .map(|r| r.map(to_wit_response).map_err(to_wit_error))
+            .zip(apis)
+            .map(|(r, api)| self.answer(&api, r))
             .collect();
         results.extend(reqs.map(|_| Err(self.cap_reached())));
         results

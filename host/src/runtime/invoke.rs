@@ -84,6 +84,11 @@ pub async fn run(
     };
 
     let state = store.data_mut();
+    let outcome = match (outcome, state.deferral.take()) {
+        (Outcome::Succeeded, _) => Outcome::Succeeded,
+        (_, Some((after, note))) => Outcome::Deferred { after, note },
+        (outcome, None) => outcome,
+    };
     Invocation {
         outcome,
         logs: state.take_logs(),

@@ -116,6 +116,10 @@ pub enum Outcome {
     Timeout,
     /// The guest tried to grow its memories past the manifest's cap and then failed.
     MemoryExceeded(String),
+    /// An API call had to wait for something outside the plugin (the tenant's credentials are
+    /// not ready, or the API's quota is spent) and the plugin did not succeed: the delivery
+    /// waits `after` without spending an attempt, showing `note`.
+    Deferred { after: Duration, note: String },
 }
 
 /// The result of running a plugin once.

@@ -71,6 +71,9 @@ pub struct State {
     pub api_calls: u32,
     /// `pages` walks open in the resource table (at most [`MAX_PAGE_WALKS`]).
     pub open_walks: u32,
+    /// Set when an API call found the tenant must wait (credentials not ready, quota spent):
+    /// how long and why. Unless the plugin then succeeds, the delivery is deferred.
+    pub deferral: Option<(std::time::Duration, String)>,
     /// Log lines and captured output.
     pub logs: SharedLogs,
     pub services: Arc<Services>,
@@ -109,6 +112,7 @@ impl State {
             max_api_calls: parts.max_api_calls,
             api_calls: 0,
             open_walks: 0,
+            deferral: None,
             logs,
             services: parts.services,
         }
