@@ -41,7 +41,8 @@ use crate::{
     store::{API_WIDE, CredentialKind, Store},
 };
 
-/// A token this close to its expiry is refreshed before it is sent.
+/// A token this close to its expiry (or a tenth of its lifetime, if less) is refreshed before
+/// it is sent.
 const EXPIRY_SKEW_MS: i64 = 1_000;
 /// A refresh lease outlives the token request by this much.
 const LEASE_MARGIN: Duration = Duration::from_secs(2);
@@ -56,13 +57,21 @@ struct Cached {
     /// None: the API is called without a credential.
     access: Option<Secret>,
     expires_at_ms: Option<i64>,
+    issued_at_ms: i64,
 }
 
 impl Cached {
     fn fresh(&self, now: i64) -> bool {
-        self.expires_at_ms
-            .is_none_or(|expires| expires - now > EXPIRY_SKEW_MS)
+        fresh(self.issued_at_ms, self.expires_at_ms, now)
     }
+}
+
+/// Whether a token issued at `issued` and expiring at `expires` may still be sent at `now`.
+fn fresh(issued: i64, expires: Option<i64>, now: i64) -> bool {
+    expires.is_none_or(|expires| {
+        let skew = EXPIRY_SKEW_MS.min((expires - issued) / 10);
+        expires - now > skew
+    })
 }
 
 /// The credential store as a token source. Cheap to clone.
@@ -251,6 +260,7 @@ impl StoredTokens {
             Cached {
                 access: Some(opened.access.clone()),
                 expires_at_ms: opened.record.expires_at_ms,
+                issued_at_ms: opened.record.issued_at_ms,
             },
         );
         lock(&self.shared.waiting).remove(key);
@@ -274,8 +284,7 @@ impl StoredTokens {
             return Ok(cached.access.clone());
         }
         if let Some(opened) = self.load(api, tenant).await? {
-            let expires = opened.record.expires_at_ms;
-            if expires.is_none_or(|e| e - now > EXPIRY_SKEW_MS) {
+            if fresh(opened.record.issued_at_ms, opened.record.expires_at_ms, now) {
                 self.remember(&key, &opened);
                 return Ok(Some(opened.access));
             }
@@ -317,6 +326,7 @@ impl StoredTokens {
             Cached {
                 access: token.clone(),
                 expires_at_ms: None,
+                issued_at_ms: now,
             },
         );
         Ok(token)
@@ -429,11 +439,8 @@ impl StoredTokens {
                 return Err(AuthError::Missing { api, tenant });
             };
             if now_stored.record.version != record.version {
-                let fresh = now_stored
-                    .record
-                    .expires_at_ms
-                    .is_none_or(|e| e - now_ms() > EXPIRY_SKEW_MS);
-                if fresh {
+                let stored = &now_stored.record;
+                if fresh(stored.issued_at_ms, stored.expires_at_ms, now_ms()) {
                     self.remember(&key, &now_stored);
                     return Ok(now_stored.access);
                 }
@@ -596,6 +603,7 @@ impl TokenSource for StoredTokens {
                     Cached {
                         access: Some(fresh.clone()),
                         expires_at_ms: None,
+                        issued_at_ms: now_ms(),
                     },
                 );
                 return Ok(fresh);

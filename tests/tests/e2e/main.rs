@@ -18,3 +18,8 @@ mod sandbox;
 mod schemes;
 mod send;
 mod tls_reload;
+mod tokens;
+mod tokens_at_rest;
+mod tokens_crash;
+mod tokens_support;
+mod tokens_uninstall;
