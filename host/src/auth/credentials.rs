@@ -160,7 +160,7 @@ impl Vault {
             return Ok(None);
         }
         // Read back for the version the store assigned.
-        Ok(self.load(&new.api, &new.tenant).await?)
+        self.load(&new.api, &new.tenant).await
     }
 
     /// Every distinct key id credentials are sealed under, and how many credentials there are.

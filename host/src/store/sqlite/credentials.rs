@@ -17,6 +17,10 @@ use crate::{
 
 /// The credential writes the writer thread runs.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the whole op travels boxed in `writer::Op`, so its size is one allocation per message"
+)]
 pub(super) enum CredentialOp {
     Put {
         record: CredentialRecord,
