@@ -76,3 +76,54 @@ async fn uninstall_runs_its_plugins_then_erases_the_tenant_and_a_new_install_wor
     let again = contact(&server, &signer, "loc-u").await;
     succeeded(&server, &again).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_uninstall_erases_the_locations_it_covers() {
+    let signer = HighLevelSigner::new();
+    let fake = FakeOAuth::start(Duration::from_secs(3600)).await;
+    fake.code(
+        "code-co",
+        Installee {
+            user_type: "Company".into(),
+            location: None,
+            company: Some("co-9".into()),
+        },
+    );
+    fake.locations("co-9", &["loc-m9"]);
+    let server = builder(&signer, &fake, "").spawn().await;
+    let agency = json!({ "locationId": null, "companyId": "co-9" });
+    let (_, install) = body("install-agency", "co-9", agency.clone());
+    assert_eq!(server.post_highlevel(&signer, &install).await.status(), 200);
+    assert_eq!(callback(&server, "code-co").await.0, 200);
+    // The covered location gets a minted token.
+    let id = contact(&server, &signer, "loc-m9").await;
+    succeeded(&server, &id).await;
+    let (_, tokens) = admin_call(&server, reqwest::Method::GET, "/admin/tokens", None).await;
+    assert_eq!(tokens.as_array().unwrap().len(), 2, "{tokens}");
+
+    let (_, uninstall) = body("uninstall-agency", "co-9", agency);
+    assert_eq!(
+        server.post_highlevel(&signer, &uninstall).await.status(),
+        200
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, tokens) = admin_call(&server, reqwest::Method::GET, "/admin/tokens", None).await;
+        let left = server.deliveries("tenant=loc-m9").await;
+        if tokens.as_array().unwrap().is_empty() && left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not erased: {tokens} {left:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, event) = body("contact-create", "loc-m9", json!({}));
+    let response = server.post_highlevel(&signer, &event).await;
+    assert_eq!(
+        response.status(),
+        403,
+        "the covered location is refused too"
+    );
+}
