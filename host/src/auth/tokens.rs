@@ -297,12 +297,18 @@ impl StoredTokens {
         if let Some(minted) = self.mint(api, tenant).await? {
             return Ok(Some(minted));
         }
-        let store = self.shared.vault.store();
-        let state = store
-            .installation(api, tenant)
-            .await
-            .map_err(unavailable)?
-            .map(|i| i.state);
+        // Only an OAuth API's installations wait for credentials; others use the fallback.
+        let state = match self.shared.endpoints.contains_key(api) {
+            true => self
+                .shared
+                .vault
+                .store()
+                .installation(api, tenant)
+                .await
+                .map_err(unavailable)?
+                .map(|i| i.state),
+            false => None,
+        };
         let note = match state {
             Some(InstallationState::Pending) => Some(format!(
                 "waiting: the {api} installation of tenant {tenant} has no credentials yet (OAuth not completed)"
@@ -312,9 +318,7 @@ impl StoredTokens {
             )),
             _ => None,
         };
-        if let Some(note) = note
-            && self.shared.endpoints.contains_key(api)
-        {
+        if let Some(note) = note {
             lock(&self.shared.waiting).insert(key, note);
             return Err(AuthError::Pending {
                 retry_after: self.shared.config.wait_recheck,

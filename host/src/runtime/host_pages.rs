@@ -52,8 +52,12 @@ impl HostPages for State {
             }
             self.table().get_mut(&walk)?.set_call_number(number);
         }
+        let api = self.table().get(&walk)?.api().cloned();
         let page = self.table().get_mut(&walk)?.next().await;
-        Ok(page.map(|r| r.map(to_wit_response).map_err(to_wit_error)))
+        Ok(page.map(|r| match &api {
+            Some(api) => self.answer(api, r),
+            None => r.map(to_wit_response).map_err(to_wit_error),
+        }))
     }
 
     async fn drop(&mut self, walk: Resource<Pages>) -> wasmtime::Result<()> {

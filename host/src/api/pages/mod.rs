@@ -163,6 +163,11 @@ impl Pages {
         Some(Ok(response))
     }
 
+    /// The API the next page is fetched from (None once the walk ended).
+    pub fn api(&self) -> Option<&crate::ids::ApiName> {
+        self.next.as_ref().map(|req| &req.api)
+    }
+
     /// Whether the next [`Pages::next`] would send a request (rather than return an error
     /// or None without sending). Callers that count calls check their cap with it.
     pub fn would_send(&self) -> bool {
