@@ -139,18 +139,41 @@ async fn a_hundred_calls_across_a_2s_expiry_cause_exactly_one_refresh() {
     assert_eq!(callback(&server, "code-a").await.0, 200);
     tokio::time::sleep(Duration::from_millis(1700)).await;
 
+    let started = std::time::Instant::now();
     let ids: Vec<String> = post_at_once(&server, &signer, 100).await;
     for id in &ids {
         succeeded(&server, id).await;
     }
+    let elapsed = started.elapsed();
     let refreshes = fake.grants("refresh_token");
-    assert_eq!(refreshes.len(), 1, "exactly one refresh: {refreshes:#?}");
     let calls = fake.api_calls();
+    // No refresh token is ever redeemed twice, whatever the load.
+    let mut used: Vec<&str> = refreshes
+        .iter()
+        .map(|s| s.form["refresh_token"].as_str())
+        .collect();
+    let all = used.len();
+    used.sort_unstable();
+    used.dedup();
     assert_eq!(
-        calls.len(),
-        100,
-        "one call per event, none refused and replayed"
+        used.len(),
+        all,
+        "a refresh token redeemed twice: {refreshes:#?}"
     );
+    // The new token lives 2 s: a burst that ended within that crossed one expiry, so exactly
+    // one refresh and one call per event. (On a machine so loaded that the burst outlived the
+    // new token too, the next expiry is crossed as well; then only the check above applies.)
+    if elapsed < Duration::from_millis(1800) {
+        assert_eq!(all, 1, "exactly one refresh in {elapsed:?}: {refreshes:#?}");
+        assert_eq!(
+            calls.len(),
+            100,
+            "one call per event, none refused and replayed"
+        );
+    } else {
+        assert!(all >= 1, "the expiry was crossed");
+        eprintln!("the burst took {elapsed:?}; {all} refreshes, one per expiry");
+    }
 }
 
 /// Posts `n` ContactCreate events for `loc-a` at once; returns their ids.
