@@ -14,6 +14,10 @@ pub enum AlertKind {
     PluginLoad,
     /// A SIGHUP reload failed; the previous settings stay in force.
     Reload,
+    /// Getting a new token (refresh, mint) failed for a reason worth retrying.
+    TokenRefresh,
+    /// A static token is older than `rotate_after`.
+    TokenAge,
 }
 
 impl AlertKind {
@@ -25,6 +29,8 @@ impl AlertKind {
             AlertKind::AuthFailure => "auth_failure",
             AlertKind::PluginLoad => "plugin_load",
             AlertKind::Reload => "reload",
+            AlertKind::TokenRefresh => "token_refresh",
+            AlertKind::TokenAge => "token_age",
         }
     }
 }

@@ -67,6 +67,10 @@ pub enum Command {
     Purge(admin_client::PurgeArgs),
     /// Remove everything held about a tenant, or about one contact of it (admin API).
     Erase(admin_client::EraseArgs),
+    /// Register, rotate or list stored credentials (admin API).
+    Tokens(admin_client::TokensArgs),
+    /// Re-seal stored credentials under a new master key (admin API), or make a key.
+    Keys(admin_client::KeysArgs),
 }
 
 /// Runs the parsed command.
@@ -84,6 +88,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Replay(args) => admin(admin_client::run_replay(args)),
         Command::Purge(args) => admin(admin_client::run_purge(args)),
         Command::Erase(args) => admin(admin_client::run_erase(args)),
+        Command::Tokens(args) => admin(admin_client::run_tokens(args)),
+        Command::Keys(args) => admin(admin_client::run_keys(args)),
     }
 }
 

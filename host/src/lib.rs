@@ -8,6 +8,7 @@
 pub mod admin_client;
 pub mod alerts;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod child;
 pub mod fake_api;
+pub mod fake_oauth;
 pub mod fixtures;
 pub mod plugins;
 pub mod server;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 pub use admin::Admin;
 pub use child::ChildServer;
 pub use fake_api::{FakeApi, Reply};
+pub use fake_oauth::{FakeOAuth, Installee};
 pub use server::{ADMIN_TOKEN, API_TOKEN, APP_ID, TestServer};
 
 /// The repository root (the tests crate is `<root>/tests`).

@@ -1,4 +1,4 @@
-//! The operators' commands (`wasmhook deliveries|replay|purge|erase`): a small HTTP client of a
+//! The operators' commands (`wasmhook deliveries|replay|purge|erase|tokens|keys`): a small HTTP client of a
 //! running server's admin API (see `server::admin`).
 //!
 //! Where the server is and how to authenticate, first match wins:
@@ -10,6 +10,7 @@
 //! failure names what to fix (e.g. "admin token missing: set WASMHOOK_ADMIN_TOKEN ...").
 
 mod commands;
+mod credentials;
 mod parse;
 
 use std::{path::PathBuf, time::Duration};
@@ -21,6 +22,7 @@ pub use commands::{
     DeliveriesArgs, EraseArgs, PurgeArgs, ReplayArgs, run_deliveries, run_erase, run_purge,
     run_replay,
 };
+pub use credentials::{KeysArgs, TokensArgs, run_keys, run_tokens};
 pub use parse::{parse_rate, parse_since};
 
 use crate::{config::Config, secret::Secret};

@@ -46,6 +46,13 @@ pub trait TokenSource: Send + Sync {
         tenant: &'a TenantId,
         rejected: &'a Secret,
     ) -> RefreshFuture<'a>;
+
+    /// Whether `tenant`'s credentials on `api` are known not to be ready (an install in
+    /// progress, re-authorisation needed): how long its deliveries should wait before looking
+    /// again, and the note they wait with. Cheap (no I/O). Default: never.
+    fn waiting(&self, _api: &ApiName, _tenant: &TenantId) -> Option<(Duration, String)> {
+        None
+    }
 }
 
 /// Why no (new) credential is available. Messages name the API and tenant, never a token.

@@ -20,10 +20,10 @@
 //! Quota deferrals: when a call ends with [`ApiError::BudgetExhausted`] because the API said
 //! the tenant must wait (daily quota spent, or a 429 asking for longer than a delivery may
 //! sleep), [`ApiClient::upstream_wait`] returns that wait for the (api, tenant) until it has
-//! passed. The runtime asks [`ApiClient::quota_deferral`] with the error it got (the dispatcher
-//! may ask `upstream_wait` before running a delivery at all): `Some(wait)` means "defer the
-//! delivery by `wait` without spending an attempt"; None means the budget ran out for ordinary
-//! reasons (retries, pacing) and the attempt counts.
+//! passed. The runtime asks [`ApiClient::deferral`] with the error it got (the quota, then the
+//! token source's "credentials not ready"): `Some((wait, note))` means "defer the delivery by
+//! `wait` without spending an attempt"; None means the budget ran out for ordinary reasons
+//! (retries, pacing) and the attempt counts.
 
 pub mod auth;
 mod batch;
@@ -323,6 +323,31 @@ impl ApiClient {
             ApiError::BudgetExhausted { .. } => self.upstream_wait(api, tenant),
             _ => None,
         }
+    }
+
+    /// Whether `error`, returned by a call of `tenant` on `api`, means the delivery should
+    /// wait without spending an attempt: the API's quota is spent, or the tenant's credentials
+    /// are not ready (install in progress, re-authorisation needed). `Some((wait, note))`:
+    /// defer by `wait`, showing `note` on the delivery.
+    pub fn deferral(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        error: &ApiError,
+    ) -> Option<(Duration, String)> {
+        if !matches!(error, ApiError::BudgetExhausted { .. }) {
+            return None;
+        }
+        if let Some(wait) = self.quota_deferral(api, tenant, error) {
+            return Some((
+                wait,
+                format!(
+                    "waiting: api {api} asked tenant {tenant} to wait (its quota is spent or it \
+                     named a later reset); runs again then"
+                ),
+            ));
+        }
+        self.inner.tokens.waiting(api, tenant)
     }
 }
 

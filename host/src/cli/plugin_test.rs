@@ -276,6 +276,12 @@ impl std::fmt::Display for Report {
             Outcome::MemoryExceeded(reason) => {
                 writeln!(f, "result: out of memory (manifest `memory`): {reason}")
             }
+            Outcome::Deferred { after, note } => {
+                writeln!(
+                    f,
+                    "result: would wait {after:?} without spending an attempt: {note}"
+                )
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use super::{
+    credentials::{OAuthConfig, validate_oauth},
     raw::{RawApi, RawBreaker, RawCacheRule, RawRateLimit},
     validate::{Checker, valid_name},
 };
@@ -76,6 +77,9 @@ pub struct ApiConfig {
     /// Bound of the cache's memory (keys, headers and bodies), in bytes; 0 disables it.
     /// Default 8 MiB.
     pub cache_max: usize,
+    /// `[apis.<name>.oauth]`: installations of this API get OAuth tokens (code exchange,
+    /// refresh, location minting). None: only static tokens.
+    pub oauth: Option<OAuthConfig>,
 }
 
 /// `rate_limit = { requests = 100, per = "10s", daily = 200000 }` (HighLevel's limits per app
@@ -164,6 +168,7 @@ impl ApiConfig {
             max_pages: DEFAULT_MAX_PAGES,
             cache: default_cache_rules(),
             cache_max: DEFAULT_CACHE_MAX,
+            oauth: None,
         }
     }
 
@@ -293,6 +298,9 @@ pub(super) fn validate_api(c: &mut Checker, name: &str, api: RawApi) -> Option<A
         api.cache_max.as_deref(),
         DEFAULT_CACHE_MAX as u64,
     ) as usize;
+    config.oauth = api
+        .oauth
+        .and_then(|raw| validate_oauth(c, &format!("{field}.oauth"), raw));
     Some(config)
 }
 

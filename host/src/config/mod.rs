@@ -5,6 +5,7 @@
 //! `wasmhook.example.toml` at the repository root documents every field and its default.
 
 mod apis;
+mod credentials;
 mod error;
 mod raw;
 mod raw_sources;
@@ -19,6 +20,7 @@ pub use apis::{
     ApiConfig, BreakerConfig, CacheRule, DEFAULT_CACHE_MAX, DEFAULT_CACHE_TTL, DEFAULT_MAX_PAGES,
     DEFAULT_PAGE_LIMIT, RateLimit, default_cache_rules,
 };
+pub use credentials::{CredentialsConfig, MASTER_KEY_ENV, OAuthConfig};
 pub use error::{ConfigError, Problem};
 pub use sources::{
     DEFAULT_TOLERANCE, FieldOverrides, FieldRule, GitHubConfig, HighLevelConfig, HmacConfig,
@@ -41,6 +43,7 @@ pub struct Config {
     pub apis: BTreeMap<ApiName, ApiConfig>,
     pub admin: AdminConfig,
     pub telemetry: TelemetryConfig,
+    pub credentials: CredentialsConfig,
 }
 
 /// `[server]`: the public listener and its limits.
@@ -226,6 +229,36 @@ mod tests {
         assert_eq!(api.version_for("/calendars"), Some("2021-04-15"));
         assert_eq!(api.version_for("/calendarsx"), Some("2021-07-28"));
         assert_eq!(api.token, Some(SecretRef::Env("HIGHLEVEL_TOKEN".into())));
+        let oauth = api.oauth.as_ref().expect("the example configures OAuth");
+        assert_eq!(
+            oauth.token_url.as_str(),
+            "https://services.leadconnectorhq.com/oauth/token"
+        );
+        assert_eq!(
+            oauth.client_id,
+            SecretRef::Env("HIGHLEVEL_CLIENT_ID".into())
+        );
+        assert_eq!(
+            oauth.location_token_path.as_deref(),
+            Some("/oauth/locationToken")
+        );
+        assert_eq!(oauth.request_timeout, Duration::from_secs(10));
+        let credentials = &config.credentials;
+        let defaults = CredentialsConfig::default();
+        assert_eq!(
+            credentials.master_key,
+            SecretRef::Env(MASTER_KEY_ENV.into())
+        );
+        assert!(credentials.old_master_keys.is_empty());
+        assert_eq!(credentials.refresh_when_left, defaults.refresh_when_left);
+        assert_eq!(credentials.idle_refresh, defaults.idle_refresh);
+        assert_eq!(credentials.check_interval, defaults.check_interval);
+        assert_eq!(
+            credentials.rotate_after,
+            Duration::from_secs(90 * 24 * 3600)
+        );
+        assert_eq!(credentials.overlap, defaults.overlap);
+        assert_eq!(credentials.wait_recheck, defaults.wait_recheck);
     }
 
     #[test]

@@ -24,6 +24,37 @@ pub struct RawConfig {
     pub sources: Vec<RawSource>,
     #[serde(default)]
     pub apis: BTreeMap<String, RawApi>,
+    #[serde(default)]
+    pub credentials: RawCredentials,
+}
+
+/// `[credentials]`: the master key and the token lifecycle.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    pub master_key: Option<RawSecret>,
+    pub old_master_keys: Option<Vec<RawSecret>>,
+    pub refresh_when_left: Option<f64>,
+    pub idle_refresh: Option<String>,
+    pub check_interval: Option<String>,
+    pub rotate_after: Option<String>,
+    pub overlap: Option<String>,
+    pub wait_recheck: Option<String>,
+}
+
+/// `[apis.<name>.oauth]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth {
+    pub token_url: Option<String>,
+    pub client_id: Option<RawSecret>,
+    pub client_secret: Option<RawSecret>,
+    pub redirect_url: Option<String>,
+    pub user_type: Option<String>,
+    pub location_token_path: Option<String>,
+    pub installed_locations_path: Option<String>,
+    pub app_id: Option<String>,
+    pub request_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -115,6 +146,7 @@ pub struct RawApi {
     pub max_pages: Option<u32>,
     pub cache: Option<Vec<RawCacheRule>>,
     pub cache_max: Option<String>,
+    pub oauth: Option<RawOAuth>,
 }
 
 /// `rate_limit = { requests = 100, per = "10s", daily = 200000 }`.

@@ -11,6 +11,7 @@ use super::{
     AdminConfig, Config, ConfigError, LogFormat, PluginsConfig, Problem, ServerConfig,
     SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
     apis::validate_api,
+    credentials::validate_credentials,
     raw::{RawConfig, RawPublicKey, RawSecret},
     units::{parse_duration, parse_size},
     validate_sources::{check_replay_windows, validate_source, validate_tls},
@@ -286,6 +287,8 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         log_filter: raw.telemetry.log_filter.unwrap_or_else(|| "info".into()),
     };
 
+    let credentials = validate_credentials(&mut c, raw.credentials);
+
     let mut apis = BTreeMap::new();
     for (name, api) in raw.apis {
         if let Some(api) = validate_api(&mut c, &name, api) {
@@ -330,6 +333,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             apis,
             admin,
             telemetry,
+            credentials,
         })
     } else {
         Err(ConfigError::Invalid {

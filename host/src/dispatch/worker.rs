@@ -84,49 +84,28 @@ async fn run_in_span(deps: &Deps, claimed: Claimed) {
     };
     metrics::histogram!("wasmhook_plugin_duration_seconds", "plugin" => claimed.plugin.to_string())
         .record(started.elapsed().as_secs_f64());
-    if let Some(at_ms) = quota_deferral(&invocation) {
-        defer_for_quota(deps, &claimed, &invocation, at_ms).await;
+    if let Outcome::Deferred { after, note } = &invocation.outcome {
+        defer(deps, &claimed, *after, note).await;
         return;
     }
     finish(deps, &claimed, started_at_ms, invocation).await;
 }
 
-/// When the attempt is deferred rather than counted: it did not succeed, the plugin did not
-/// give up (`fail` stays final), and an API told the tenant to wait. Due at the later of the
-/// API's reset and the plugin's own `retry(after)`.
-fn quota_deferral(invocation: &Invocation) -> Option<i64> {
-    let quota = invocation.quota_wait.as_ref()?;
-    let after_ms = match &invocation.outcome {
-        Outcome::Succeeded | Outcome::Fail(_) => return None,
-        Outcome::Retry {
-            after: Some(after), ..
-        } => now_ms().saturating_add(after.as_millis() as i64),
-        _ => 0,
-    };
-    Some(quota.until_ms.max(after_ms))
-}
-
-/// Puts the delivery back, due at `at_ms`, without spending its attempt.
-async fn defer_for_quota(deps: &Deps, claimed: &Claimed, invocation: &Invocation, at_ms: i64) {
-    let api = invocation
-        .quota_wait
-        .as_ref()
-        .map_or("", |q| q.api.as_str());
-    let wait_ms = at_ms.saturating_sub(now_ms()).max(0);
+/// Puts the delivery back, due after `after`, without spending its attempt: the wait is not
+/// the plugin's fault (the API's quota is spent, the tenant's credentials are not ready).
+async fn defer(deps: &Deps, claimed: &Claimed, after: Duration, note: &str) {
+    let wait_ms = after.as_millis() as i64;
     tracing::warn!(
-        api,
         wait_ms,
-        "the API's quota for this tenant is spent; the delivery waits for its reset without spending an attempt"
+        note,
+        "the delivery waits without spending an attempt"
     );
-    metrics::counter!("wasmhook_quota_deferrals_total", "plugin" => claimed.plugin.to_string())
+    metrics::counter!("wasmhook_deferrals_total", "plugin" => claimed.plugin.to_string())
         .increment(1);
-    let note = format!(
-        "waiting: api {api} says the quota of tenant {} is spent; runs again at its reset",
-        claimed.event.tenant
-    );
+    let at_ms = now_ms().saturating_add(wait_ms);
     if let Err(e) = deps
         .store
-        .defer(&claimed.delivery, &claimed.lease, at_ms, note)
+        .defer(&claimed.delivery, &claimed.lease, at_ms, note.to_owned())
         .await
     {
         tracing::warn!(error = %e, "could not defer the delivery; it runs again once its lease lapses");
@@ -251,6 +230,8 @@ fn decide(
             None,
         ),
         Outcome::MemoryExceeded(message) => ("memory", Some(message.clone()), None),
+        // Handled before `finish`; should one get here, it counts as a retry with its wait.
+        Outcome::Deferred { after, note } => ("retry", Some(note.clone()), Some(*after)),
     };
     if claimed.attempt >= claimed.max_attempts {
         return (label, error, Completion::Dead);

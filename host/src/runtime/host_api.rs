@@ -11,20 +11,22 @@
 //! cannot know which it will be, so its cap does not depend on the cache's state).
 //!
 //! Every answer goes through [`State::answer`]: when the client says a call failed because the
-//! API told the tenant to wait (its daily quota is spent), the delivery's state remembers until
-//! when, so the dispatcher defers the delivery instead of spending an attempt.
+//! tenant must wait (the API's daily quota is spent, the credentials are not ready), the
+//! delivery's state remembers until when, so the dispatcher defers the delivery instead of
+//! spending an attempt.
+
+use std::time::Instant;
 
 use super::{
-    QuotaWait,
     bindings::api::{
         ApiError as WitApiError, Host, HttpFailure, Method, Request, Response,
         RetryMode as WitRetry,
     },
-    state::State,
+    state::{Deferral, State},
 };
 use crate::{
     api::{ApiError, ApiRequest, ApiResponse, CallContext, RetryMode},
-    ids::{ApiName, now_ms},
+    ids::ApiName,
 };
 
 impl State {
@@ -57,9 +59,10 @@ impl State {
         ))
     }
 
-    /// The plugin's view of the client's answer to a call on `api`. A failure that is a quota
-    /// deferral (the API told the tenant to wait) is remembered, keeping the latest end, so
-    /// the dispatcher can defer the delivery without spending an attempt.
+    /// The plugin's view of the client's answer to a call on `api`. A failure that means the
+    /// tenant must wait (the API's quota is spent, the credentials are not ready) is
+    /// remembered, keeping the longest wait, so the dispatcher can defer the delivery without
+    /// spending an attempt.
     pub(super) fn answer(
         &mut self,
         api: &ApiName,
@@ -67,17 +70,10 @@ impl State {
     ) -> Result<Response, WitApiError> {
         result.map(to_wit_response).map_err(|err| {
             let tenant = &self.tags.tenant;
-            if let Some(wait) = self.services.api.quota_deferral(api, tenant, &err) {
-                let until_ms = now_ms().saturating_add(wait.as_millis() as i64);
-                if self
-                    .quota_wait
-                    .as_ref()
-                    .is_none_or(|w| w.until_ms < until_ms)
-                {
-                    self.quota_wait = Some(QuotaWait {
-                        api: api.clone(),
-                        until_ms,
-                    });
+            if let Some((wait, note)) = self.services.api.deferral(api, tenant, &err) {
+                let until = Instant::now() + wait;
+                if self.deferral.as_ref().is_none_or(|d| d.until < until) {
+                    self.deferral = Some(Deferral { until, note });
                 }
             }
             to_wit_error(err)

@@ -84,13 +84,33 @@ pub async fn run(
     };
 
     let state = store.data_mut();
+    let outcome = match (outcome, state.deferral.take()) {
+        // Success, and a plugin's `fail`, stand: the wait did not decide them.
+        (outcome @ (Outcome::Succeeded | Outcome::Fail(_)), _) => outcome,
+        (outcome, Some(deferral)) => {
+            let mut after = deferral
+                .until
+                .saturating_duration_since(std::time::Instant::now());
+            // Also no sooner than the plugin's own `retry(after)`.
+            if let Outcome::Retry {
+                after: Some(asked), ..
+            } = outcome
+            {
+                after = after.max(asked);
+            }
+            Outcome::Deferred {
+                after,
+                note: deferral.note,
+            }
+        }
+        (outcome, None) => outcome,
+    };
     Invocation {
         outcome,
         logs: state.take_logs(),
         api_calls: state.api_calls,
         duration: started.elapsed(),
         memory_bytes: state.limiter.used(),
-        quota_wait: state.quota_wait.take(),
     }
 }
 

@@ -51,7 +51,7 @@ pub use loader::Loader;
 use self::{bindings::PluginPre, engine::EpochTicker, state::State};
 use crate::{
     api::{ApiClient, Capabilities},
-    ids::{ApiName, DeliveryId},
+    ids::DeliveryId,
     plugins::Manifest,
     store::{AnyStore, LogLine, StoredEvent},
 };
@@ -121,6 +121,10 @@ pub enum Outcome {
     Timeout,
     /// The guest tried to grow its memories past the manifest's cap and then failed.
     MemoryExceeded(String),
+    /// An API call had to wait for something outside the plugin (the tenant's credentials are
+    /// not ready, or the API's quota is spent) and the plugin did not succeed: the delivery
+    /// waits `after` without spending an attempt, showing `note`.
+    Deferred { after: Duration, note: String },
 }
 
 /// The result of running a plugin once.
@@ -137,20 +141,6 @@ pub struct Invocation {
     /// Linear memory the instance held when it ended, in bytes: its peak, since a WebAssembly
     /// memory never shrinks. What a manifest's `memory` must cover.
     pub memory_bytes: usize,
-    /// Set when an API call ended because the API told the tenant to wait (its daily quota is
-    /// spent): the dispatcher defers the delivery instead of spending an attempt.
-    pub quota_wait: Option<QuotaWait>,
-}
-
-/// An API told the delivery's tenant to wait before calling again (daily quota spent, or a
-/// 429 asking for longer than a delivery may sleep). Not the plugin's failure: an attempt that
-/// ended this way is deferred to `until_ms`, not counted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QuotaWait {
-    /// The API that said so.
-    pub api: ApiName,
-    /// When the API accepts the tenant's calls again, ms since the epoch.
-    pub until_ms: i64,
 }
 
 /// The plugin runtime. Cheap to clone; the epoch thread stops when the last clone drops.

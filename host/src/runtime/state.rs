@@ -12,7 +12,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::{
-    QuotaWait, Services,
+    Services,
     limits::MemoryLimiter,
     logs::{LogBuffer, OutputKind, SharedLogs},
     output::CaptureStream,
@@ -71,8 +71,10 @@ pub struct State {
     pub api_calls: u32,
     /// `pages` walks open in the resource table (at most [`MAX_PAGE_WALKS`]).
     pub open_walks: u32,
-    /// The latest end of an API's "wait" seen by this delivery's calls (see [`QuotaWait`]).
-    pub quota_wait: Option<QuotaWait>,
+    /// Set when an API call found the tenant must wait (credentials not ready, quota spent):
+    /// until when and why (the longest wait seen). Unless the plugin then succeeds or fails for
+    /// good, the delivery is deferred.
+    pub deferral: Option<Deferral>,
     /// Log lines and captured output.
     pub logs: SharedLogs,
     pub services: Arc<Services>,
@@ -111,7 +113,7 @@ impl State {
             max_api_calls: parts.max_api_calls,
             api_calls: 0,
             open_walks: 0,
-            quota_wait: None,
+            deferral: None,
             logs,
             services: parts.services,
         }
@@ -139,3 +141,11 @@ impl WasiView for State {
 
 // `types` holds only types, but the generated linker code still asks for its (empty) trait.
 impl super::bindings::types::Host for State {}
+
+/// Why and until when a delivery's tenant must wait (see [`State::deferral`]).
+#[derive(Clone, Debug)]
+pub struct Deferral {
+    pub until: std::time::Instant,
+    /// Shown on the delivery while it waits.
+    pub note: String,
+}

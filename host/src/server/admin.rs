@@ -10,6 +10,7 @@
 //! - `POST /admin/replay` `{plugin?, tenant?, since_ms?, rate_per_sec?}` replay dead ones, paced
 //! - `POST /admin/purge` `{plugin?, died_before_ms?}` delete dead deliveries
 //! - `POST /admin/erase` `{tenant, contact?}` remove what is held about a tenant or a contact
+//! - `/admin/tokens`, `/admin/keys/rotate`: credentials (see `admin_tokens`)
 //!
 //! Errors are `{"error": {"code", "message"}}`: 404 `not_found`, 409 `wrong_state` /
 //! `payload_dropped`, 400 `bad_request`; store failures are a generic 500 and are logged.
@@ -54,6 +55,8 @@ pub struct AdminState {
     /// The live plugins: a pending delivery of a plugin that is not loaded is listed with a note
     /// saying that it waits for it. `None` adds no notes.
     pub plugins: Option<SharedPlugins>,
+    /// The credential store, for `/admin/tokens` and `/admin/keys/rotate`.
+    pub tokens: Option<crate::auth::StoredTokens>,
 }
 
 /// `/metrics`, `/readyz` and `/admin/...`.
@@ -68,6 +71,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/replay", post(replay_dead))
         .route("/admin/purge", post(purge))
         .route("/admin/erase", post(erase))
+        .route("/admin/tokens", get(super::admin_tokens::list))
+        .route(
+            "/admin/tokens/{api}",
+            axum::routing::put(super::admin_tokens::set),
+        )
+        .route("/admin/keys/rotate", post(super::admin_tokens::rotate_keys))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/metrics", get(metrics))
@@ -76,7 +85,7 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(serde_json::json!({"error": {"code": code, "message": message}})),
@@ -399,6 +408,7 @@ mod tests {
             token: Some(Arc::new(Secret::new(TOKEN))),
             wake: Arc::new(Notify::new()),
             plugins: None,
+            tokens: None,
         }
     }
 

@@ -2,9 +2,11 @@
 //! `/readyz`), and [`run`], which wires every subsystem together.
 
 pub mod admin;
+pub mod admin_tokens;
 mod body;
 pub mod error;
 pub mod ingress;
+mod oauth;
 pub mod reload;
 mod serve;
 pub mod tls;
@@ -39,6 +41,10 @@ pub struct Listeners {
     pub admin: tokio::net::TcpListener,
 }
 
+/// How often uninstalled tenants whose UNINSTALL deliveries are done are looked for: one
+/// indexed query, so a second keeps erasure prompt at no real cost.
+const ERASE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long running deliveries and open connections get to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -61,7 +67,15 @@ pub async fn run(
     )
     .await
     .context("opening the store")?;
-    let api = ApiClient::new(&config.apis).context("building the API client")?;
+    let tokens = crate::auth::tokens(&config.credentials, &config.apis, store.clone())
+        .await
+        .context("setting up credentials")?;
+    let api = ApiClient::with_token_source(
+        &config.apis,
+        crate::api::RetrySchedule::default(),
+        Arc::new(tokens.clone()),
+    )
+    .context("building the API client")?;
     let runtime = Runtime::with_options(
         Services {
             store: store.clone(),
@@ -134,8 +148,9 @@ pub async fn run(
         max_body: config.server.max_body,
         body_timeout: config.server.body_timeout,
         max_concurrent: config.server.max_concurrent_requests,
-        api: Some(api),
+        api: Some(api.clone()),
     })
+    .merge(oauth::router(tokens.clone(), wake.clone()))
     .route("/healthz", get(|| async { "ok\n" }));
     let admin_token = match &config.admin.token {
         Some(r) => Some(Arc::new(
@@ -149,6 +164,7 @@ pub async fn run(
         token: admin_token,
         wake: wake.clone(),
         plugins: Some(plugins),
+        tokens: Some(tokens.clone()),
     });
 
     // Started last, once nothing above can fail, so an early error leaves no task behind.
@@ -170,6 +186,17 @@ pub async fn run(
             dead_retention: config.storage.dead_retention,
             interval: config.storage.gc_interval,
         },
+        gc_stopped.clone(),
+    ));
+    let refresher = tokio::spawn(crate::auth::refresh::run(
+        tokens.clone(),
+        gc_stopped.clone(),
+    ));
+    let eraser = tokio::spawn(crate::auth::uninstall::run(
+        store.clone(),
+        tokens,
+        api,
+        ERASE_INTERVAL,
         gc_stopped,
     ));
 
@@ -225,8 +252,14 @@ pub async fn run(
     tracing::info!("listeners closed; finishing running deliveries");
     dispatcher.shutdown(SHUTDOWN_GRACE).await;
     let _ = gc_stop.send(true);
-    if let Err(e) = collector.await {
-        tracing::error!(error = %e, "the retention collector ended abnormally");
+    for (name, task) in [
+        ("retention collector", collector),
+        ("token refresher", refresher),
+        ("uninstall eraser", eraser),
+    ] {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, task = name, "a background task ended abnormally");
+        }
     }
     store.close().await;
     tracing::info!("stopped");

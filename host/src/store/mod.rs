@@ -21,6 +21,7 @@
 
 mod claim;
 pub mod conformance;
+pub mod credentials;
 mod maintenance;
 pub mod ordering;
 pub mod retention;
@@ -29,6 +30,7 @@ pub mod sqlite;
 use std::{future::Future, time::Duration};
 
 pub use claim::{ClaimRequest, PluginSlots};
+pub use credentials::{API_WIDE, CredentialCursor, CredentialKind, CredentialRecord};
 pub use maintenance::{
     EraseRequest, EventInfo, Pacing, PurgeFilter, Removed, ReplayFilter, RetentionCutoffs,
     payload_names_contact,
@@ -457,6 +459,78 @@ pub trait Store: Send + Sync + 'static {
         api: &ApiName,
         location: &TenantId,
     ) -> impl Future<Output = Result<Option<TenantId>, StoreError>> + Send;
+
+    /// The credential of `tenant` under `api` (sealed).
+    fn credential(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Option<CredentialRecord>, StoreError>> + Send;
+
+    /// Up to `limit` credentials after `after`, ordered by (api, tenant).
+    fn credentials(
+        &self,
+        after: CredentialCursor,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CredentialRecord>, StoreError>> + Send;
+
+    /// Inserts or replaces `record` (its `version` is ignored): only when the stored row is at
+    /// `expected_version` if one is given (None: whatever is stored). The written row gets the
+    /// next version and no refresh lease. Returns whether it was written.
+    fn put_credential(
+        &self,
+        record: CredentialRecord,
+        expected_version: Option<i64>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Takes the refresh lease (the persisted in-flight marker) of a credential until
+    /// `lease_until_ms`, when it is at `version` and holds no lease unexpired at `now_ms`.
+    /// Returns whether it was taken.
+    fn begin_refresh(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        version: i64,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Releases the refresh lease of a credential still at `version` (the refresh failed).
+    fn end_refresh(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        version: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the credential of `tenant` under `api`; returns how many rows went (0 or 1).
+    fn delete_credential(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Up to `limit` uninstalled installations not yet erased whose UNINSTALL event has no
+    /// pending or running delivery left, oldest first.
+    fn uninstalls_to_erase(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(ApiName, TenantId)>, StoreError>> + Send;
+
+    /// Records that an uninstalled installation was erased; false if it is not (or no longer)
+    /// an unerased tombstone.
+    fn mark_erased(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The locations linked to `company` under `api`.
+    fn covered_locations(
+        &self,
+        api: &ApiName,
+        company: &TenantId,
+    ) -> impl Future<Output = Result<Vec<TenantId>, StoreError>> + Send;
 }
 
 /// Behaviour a backend is opened with (from `[storage]`). The default drops payloads.
@@ -667,5 +741,63 @@ impl Store for AnyStore {
         location: &TenantId,
     ) -> Result<Option<TenantId>, StoreError> {
         delegate!(self, s => s.company_of(api, location).await)
+    }
+    async fn credential(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        delegate!(self, s => s.credential(api, tenant).await)
+    }
+    async fn credentials(
+        &self,
+        after: CredentialCursor,
+        limit: usize,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        delegate!(self, s => s.credentials(after, limit).await)
+    }
+    async fn put_credential(
+        &self,
+        record: CredentialRecord,
+        expected_version: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.put_credential(record, expected_version).await)
+    }
+    async fn begin_refresh(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        version: i64,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.begin_refresh(api, tenant, version, now_ms, lease_until_ms).await)
+    }
+    async fn end_refresh(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.end_refresh(api, tenant, version).await)
+    }
+    async fn delete_credential(&self, api: &ApiName, tenant: &TenantId) -> Result<u64, StoreError> {
+        delegate!(self, s => s.delete_credential(api, tenant).await)
+    }
+    async fn uninstalls_to_erase(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(ApiName, TenantId)>, StoreError> {
+        delegate!(self, s => s.uninstalls_to_erase(limit).await)
+    }
+    async fn mark_erased(&self, api: &ApiName, tenant: &TenantId) -> Result<bool, StoreError> {
+        delegate!(self, s => s.mark_erased(api, tenant).await)
+    }
+    async fn covered_locations(
+        &self,
+        api: &ApiName,
+        company: &TenantId,
+    ) -> Result<Vec<TenantId>, StoreError> {
+        delegate!(self, s => s.covered_locations(api, company).await)
     }
 }

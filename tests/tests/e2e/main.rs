@@ -27,3 +27,8 @@ mod schemes;
 mod secrets;
 mod send;
 mod tls_reload;
+mod tokens;
+mod tokens_at_rest;
+mod tokens_crash;
+mod tokens_support;
+mod tokens_uninstall;

@@ -107,9 +107,9 @@ async fn an_exhausted_daily_quota_defers_the_delivery_to_the_reset_without_spend
     );
     let metrics = server.metrics().await;
     assert!(
-        metrics.lines().any(
-            |l| l.starts_with("wasmhook_quota_deferrals_total") && l.contains("contact-tagger")
-        ),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("wasmhook_deferrals_total") && l.contains("contact-tagger")),
         "{metrics}"
     );
 }

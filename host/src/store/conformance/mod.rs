@@ -11,6 +11,7 @@
 //! Compiled into the library (not `#[cfg(test)]`) so that the end-to-end test crate can run it.
 
 mod completion;
+mod credentials;
 mod fixtures;
 mod ingest;
 mod installations;
@@ -23,8 +24,8 @@ mod scheduling;
 use std::future::Future;
 
 pub use self::{
-    completion::*, ingest::*, installations::*, kv::*, leases::*, listing::*, maintenance::*,
-    scheduling::*,
+    completion::*, credentials::*, ingest::*, installations::*, kv::*, leases::*, listing::*,
+    maintenance::*, scheduling::*,
 };
 use super::Store;
 
@@ -70,4 +71,7 @@ where
     state_changes_never_go_back_in_time(fresh().await).await;
     a_company_installation_covers_linked_locations(fresh().await).await;
     concurrent_installs_store_the_event_once(fresh().await).await;
+    credentials_swap_only_at_the_expected_version(fresh().await).await;
+    the_refresh_lease_admits_one_holder_until_it_expires(fresh().await).await;
+    a_tombstone_is_erasable_once_its_uninstall_deliveries_are_done(fresh().await).await;
 }

@@ -70,7 +70,7 @@ pub(super) fn apply(
             tenant,
             state,
             at_ms,
-        } => set_state(conn, &api, &tenant, state, at_ms).map(InstallationOutput::Changed),
+        } => set_state(conn, &api, &tenant, state, at_ms, None).map(InstallationOutput::Changed),
         InstallationOp::Link {
             api,
             company,
@@ -105,9 +105,19 @@ fn ingest_gated(
             change,
             link: new_link,
         } => {
+            let key = (event.source.clone(), event.id.clone());
             let outcome = writes::ingest(conn, ingest)?;
             if let Some(change) = change {
-                set_state(conn, &gate.api, &change.tenant, change.state, change.at_ms)?;
+                let uninstalled_by = (change.state == InstallationState::Uninstalled)
+                    .then(|| (key.0.as_str(), key.1.as_str()));
+                set_state(
+                    conn,
+                    &gate.api,
+                    &change.tenant,
+                    change.state,
+                    change.at_ms,
+                    uninstalled_by,
+                )?;
             }
             if let Some((company, location)) = new_link {
                 link(conn, &gate.api, &company, &location)?;
@@ -154,25 +164,41 @@ fn state_row(
     .transpose()
 }
 
+/// `uninstalled_by` is the (source, event id) of the UNINSTALL that made a tombstone; the
+/// tenant is erased once that event's deliveries are done. Any change clears `erased_at_ms`.
 fn set_state(
     conn: &Connection,
     api: &ApiName,
     tenant: &TenantId,
     state: InstallationState,
     at_ms: i64,
+    uninstalled_by: Option<(&str, &str)>,
 ) -> Result<bool, StoreError> {
     let now = now_ms();
+    let (source, event) = uninstalled_by.unzip();
     let changed = conn
         .prepare_cached(
-            "INSERT INTO installations (api, tenant, state, state_at_ms, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+            "INSERT INTO installations (api, tenant, state, state_at_ms, created_at_ms,
+                 updated_at_ms, uninstall_source, uninstall_event)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
              ON CONFLICT (api, tenant) DO UPDATE
                 SET state = excluded.state,
                     state_at_ms = excluded.state_at_ms,
-                    updated_at_ms = excluded.updated_at_ms
+                    updated_at_ms = excluded.updated_at_ms,
+                    uninstall_source = excluded.uninstall_source,
+                    uninstall_event = excluded.uninstall_event,
+                    erased_at_ms = NULL
                 WHERE excluded.state_at_ms >= installations.state_at_ms",
         )?
-        .execute(params![api.as_str(), tenant.as_str(), state.as_str(), at_ms, now])?;
+        .execute(params![
+            api.as_str(),
+            tenant.as_str(),
+            state.as_str(),
+            at_ms,
+            now,
+            source,
+            event
+        ])?;
     Ok(changed > 0)
 }
 

@@ -23,6 +23,7 @@
 //! same explicitly from async code.
 
 mod claim;
+mod credentials;
 mod installations;
 mod lock;
 mod maintenance;
@@ -49,6 +50,7 @@ pub use writer::ConnectionSettings;
 use sha2::{Digest, Sha256};
 
 use self::{
+    credentials::CredentialOp,
     lock::ProcessLock,
     reads::ReadPool,
     writer::{Message, Op, Output},
@@ -57,7 +59,9 @@ use self::{
 use super::{
     AttemptRecord, ClaimRequest, Claimed, Completion, DeliveryFilter, DeliveryRecord, EraseRequest,
     EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PurgeFilter, Removed,
-    ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions, StoredEvent, ordering,
+    ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions, StoredEvent,
+    credentials::{CredentialCursor, CredentialRecord},
+    ordering,
 };
 use crate::{
     ids::{ApiName, DeliveryId, EventId, LeaseToken, SourceName, TenantId, now_ms},
@@ -523,6 +527,104 @@ impl Store for SqliteStore {
     ) -> Result<Option<TenantId>, StoreError> {
         let (api, location) = (api.clone(), location.clone());
         self.read(move |conn| installations::company_of(conn, &api, &location))
+            .await
+    }
+
+    // Credentials: bodies in `credentials.rs`.
+    async fn credential(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let (api, tenant) = (api.clone(), tenant.clone());
+        self.read(move |conn| credentials::credential(conn, &api, &tenant))
+            .await
+    }
+
+    async fn credentials(
+        &self,
+        after: CredentialCursor,
+        limit: usize,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        self.read(move |conn| credentials::page(conn, &after, limit))
+            .await
+    }
+
+    async fn put_credential(
+        &self,
+        record: CredentialRecord,
+        expected_version: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let op = CredentialOp::Put {
+            record,
+            expected_version,
+        };
+        Ok(self.write_credentials(op).await? > 0)
+    }
+
+    async fn begin_refresh(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        version: i64,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let op = CredentialOp::BeginRefresh {
+            api: api.clone(),
+            tenant: tenant.clone(),
+            version,
+            now_ms,
+            lease_until_ms,
+        };
+        Ok(self.write_credentials(op).await? > 0)
+    }
+
+    async fn end_refresh(
+        &self,
+        api: &ApiName,
+        tenant: &TenantId,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let op = CredentialOp::EndRefresh {
+            api: api.clone(),
+            tenant: tenant.clone(),
+            version,
+        };
+        self.write_credentials(op).await.map(drop)
+    }
+
+    async fn delete_credential(&self, api: &ApiName, tenant: &TenantId) -> Result<u64, StoreError> {
+        let op = CredentialOp::Delete {
+            api: api.clone(),
+            tenant: tenant.clone(),
+        };
+        self.write_credentials(op).await
+    }
+
+    async fn uninstalls_to_erase(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(ApiName, TenantId)>, StoreError> {
+        self.read(move |conn| credentials::uninstalls_to_erase(conn, limit))
+            .await
+    }
+
+    async fn mark_erased(&self, api: &ApiName, tenant: &TenantId) -> Result<bool, StoreError> {
+        let op = CredentialOp::MarkErased {
+            api: api.clone(),
+            tenant: tenant.clone(),
+        };
+        Ok(self.write_credentials(op).await? > 0)
+    }
+
+    async fn covered_locations(
+        &self,
+        api: &ApiName,
+        company: &TenantId,
+    ) -> Result<Vec<TenantId>, StoreError> {
+        let (api, company) = (api.clone(), company.clone());
+        self.read(move |conn| credentials::covered_locations(conn, &api, &company))
             .await
     }
 }

@@ -144,6 +144,42 @@ const MIGRATIONS: &[Migration] = &[
         CREATE INDEX installation_links_by_company ON installation_links (api, company);
     "#,
     },
+    Migration {
+        version: 4,
+        name: "sealed credentials, refresh leases, uninstall erasure",
+        sql: r#"
+        -- Token values are sealed (AES-256-GCM, AAD = api + tenant + field) under `key_id`;
+        -- no plaintext token is ever written here.
+        CREATE TABLE credentials (
+            api                     TEXT    NOT NULL,
+            tenant                  TEXT    NOT NULL,
+            kind                    TEXT    NOT NULL CHECK (kind IN ('oauth', 'minted', 'static')),
+            key_id                  TEXT    NOT NULL,
+            access                  BLOB    NOT NULL,
+            refresh                 BLOB,
+            previous                BLOB,
+            previous_until_ms       INTEGER,
+            expires_at_ms           INTEGER,
+            issued_at_ms            INTEGER NOT NULL,
+            scopes                  TEXT    NOT NULL DEFAULT '',
+            user_type               TEXT,
+            company                 TEXT,
+            -- the in-flight refresh marker: a refresh holds the row until then
+            refresh_lease_until_ms  INTEGER,
+            version                 INTEGER NOT NULL,
+            updated_at_ms           INTEGER NOT NULL,
+            PRIMARY KEY (api, tenant)
+        ) WITHOUT ROWID;
+
+        -- The UNINSTALL event that made the tombstone: the tenant is erased once its
+        -- deliveries are done; then erased_at_ms is set (cleared again by a new INSTALL).
+        ALTER TABLE installations ADD COLUMN uninstall_source TEXT;
+        ALTER TABLE installations ADD COLUMN uninstall_event TEXT;
+        ALTER TABLE installations ADD COLUMN erased_at_ms INTEGER;
+        CREATE INDEX installations_to_erase ON installations (updated_at_ms)
+            WHERE state = 'uninstalled' AND erased_at_ms IS NULL;
+    "#,
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    credentials::CredentialOp,
     installations::{InstallationOp, InstallationOutput},
     lock::ProcessLock,
     writes::{self, PreparedIngest},
@@ -110,6 +111,8 @@ pub(super) enum Op {
     /// A write of the installations tables (`installations.rs`). Boxed: a gated ingest carries
     /// an event and its facts, and every queued message would otherwise be that large.
     Installations(Box<InstallationOp>),
+    /// A write of the credentials table (`credentials.rs`); boxed, as a record is large.
+    Credentials(Box<CredentialOp>),
 }
 
 /// The settings in effect on the write connection.
@@ -134,6 +137,8 @@ pub(super) enum Output {
     Swapped(bool),
     Settings(ConnectionSettings),
     Installations(InstallationOutput),
+    /// Rows a write changed.
+    Count(u64),
     Ids(Vec<DeliveryId>),
     Removed(Removed),
 }
@@ -178,6 +183,13 @@ impl Output {
         match self {
             Output::Installations(output) => Ok(output),
             other => Err(other.mismatch("an installation write's output")),
+        }
+    }
+
+    pub(super) fn into_count(self) -> Result<u64, StoreError> {
+        match self {
+            Output::Count(n) => Ok(n),
+            other => Err(other.mismatch("a row count")),
         }
     }
 

@@ -85,6 +85,7 @@ pub(super) fn apply(
         .map(Output::Swapped),
         Op::Settings => settings(conn).map(Output::Settings),
         Op::Installations(op) => super::installations::apply(conn, *op).map(Output::Installations),
+        Op::Credentials(op) => super::credentials::apply(conn, *op).map(Output::Count),
     }
 }
 
