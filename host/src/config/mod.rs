@@ -4,6 +4,7 @@
 //! them (`"10s"`, `"32MiB"`); secrets are referenced by env var or file, never inlined.
 //! `wasmhook.example.toml` at the repository root documents every field and its default.
 
+mod alerts;
 mod apis;
 mod error;
 mod raw;
@@ -15,6 +16,7 @@ mod validate_sources;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
+pub use alerts::{AlertWebhook, AlertsConfig};
 pub use apis::{
     ApiConfig, BreakerConfig, CacheRule, DEFAULT_CACHE_MAX, DEFAULT_CACHE_TTL, DEFAULT_MAX_PAGES,
     DEFAULT_PAGE_LIMIT, RateLimit, default_cache_rules,
@@ -41,6 +43,7 @@ pub struct Config {
     pub apis: BTreeMap<ApiName, ApiConfig>,
     pub admin: AdminConfig,
     pub telemetry: TelemetryConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// `[server]`: the public listener and its limits.

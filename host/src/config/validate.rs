@@ -10,6 +10,7 @@ use std::{
 use super::{
     AdminConfig, Config, ConfigError, LogFormat, PluginsConfig, Problem, ServerConfig,
     SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
+    alerts::validate_alerts,
     apis::validate_api,
     raw::{RawConfig, RawPublicKey, RawSecret},
     units::{parse_duration, parse_size},
@@ -261,6 +262,8 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         log_filter: raw.telemetry.log_filter.unwrap_or_else(|| "info".into()),
     };
 
+    let alerts = validate_alerts(&mut c, raw.alerts);
+
     let mut apis = BTreeMap::new();
     for (name, api) in raw.apis {
         if let Some(api) = validate_api(&mut c, &name, api) {
@@ -305,6 +308,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             apis,
             admin,
             telemetry,
+            alerts,
         })
     } else {
         Err(ConfigError::Invalid {

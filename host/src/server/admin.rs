@@ -1,4 +1,5 @@
-//! The admin listener (loopback by default): `/metrics` in Prometheus text format, `/readyz`,
+//! The admin listener (loopback by default): `/metrics` in Prometheus text format, `/readyz`
+//! (store reachable, plugins loaded, not shutting down),
 //! and the operators' API under `/admin/...` behind a bearer token compared in constant time.
 //! Without a configured token every `/admin` request is refused (deny by default).
 //!
@@ -33,6 +34,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     ids::{DeliveryId, EventId, PluginName, TenantId},
+    plugins::SharedPlugins,
     secret::Secret,
     store::{
         AnyStore, DeliveryFilter, DeliveryState, EraseRequest, Pacing, PurgeFilter, Removed,
@@ -50,6 +52,8 @@ pub struct AdminState {
     pub token: Option<Arc<Secret>>,
     /// Wakes the dispatcher after a replay made deliveries due.
     pub wake: Arc<Notify>,
+    /// The plugins in force, for `/readyz`.
+    pub plugins: SharedPlugins,
 }
 
 /// `/metrics`, `/readyz` and `/admin/...`.
@@ -115,16 +119,21 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+/// Ready when not shutting down, the store answers and at least one plugin is loaded (a server
+/// without handlers would store events that nothing runs, so traffic is better sent elsewhere
+/// until the plugin folder is fixed).
+async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
+    let unavailable = |why: &str| (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
     if state.shutting_down.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+        return unavailable("shutting down");
     }
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n")
-        }
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness: store unreachable");
+        return unavailable("store unreachable");
+    }
+    match state.plugins.current().len() {
+        0 => unavailable("no plugins loaded: see the start-up log for why each was skipped"),
+        n => (StatusCode::OK, format!("ready: {n} plugin(s) loaded\n")),
     }
 }
 
@@ -369,7 +378,32 @@ mod tests {
             shutting_down: Arc::new(AtomicBool::new(false)),
             token: Some(Arc::new(Secret::new(TOKEN))),
             wake: Arc::new(Notify::new()),
+            plugins: SharedPlugins::default(),
         }
+    }
+
+    async fn readiness(state: &AdminState) -> (StatusCode, String) {
+        let response = router(state.clone())
+            .oneshot(axum::http::Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Without a plugin and while shutting down the server is not ready, and says why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readiness_needs_plugins_and_no_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path()).await;
+        let (status, body) = readiness(&state).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no plugins loaded"), "{body}");
+        state.shutting_down.store(true, Ordering::Relaxed);
+        let (status, body) = readiness(&state).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "shutting down\n");
     }
 
     async fn call(

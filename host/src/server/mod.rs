@@ -53,6 +53,7 @@ pub async fn run(
     // Install the metrics recorder before anything records: counts made before it exists are
     // lost, and the first `/metrics` request would otherwise install it.
     crate::telemetry::metrics();
+    crate::alerts::configure(&config.alerts).context("starting the alert sink")?;
     let store = AnyStore::open_with(
         &config.storage.url,
         StoreOptions {
@@ -113,7 +114,7 @@ pub async fn run(
     let shutting_down = Arc::new(AtomicBool::new(false));
     let public = ingress::router(ingress::IngressState {
         sources,
-        plugins,
+        plugins: plugins.clone(),
         store: store.clone(),
         wake: wake.clone(),
         max_body: config.server.max_body,
@@ -133,6 +134,7 @@ pub async fn run(
         shutting_down: shutting_down.clone(),
         token: admin_token,
         wake: wake.clone(),
+        plugins: plugins.clone(),
     });
 
     // Started last, once nothing above can fail, so an early error leaves no task behind.
@@ -144,8 +146,9 @@ pub async fn run(
             dead_retention: config.storage.dead_retention,
             interval: config.storage.gc_interval,
         },
-        gc_stopped,
+        gc_stopped.clone(),
     ));
+    let monitor = tokio::spawn(crate::telemetry::monitor::run(store.clone(), gc_stopped));
 
     let public_addr = listeners.public.local_addr()?;
     let admin_addr = listeners.admin.local_addr()?;
@@ -198,6 +201,9 @@ pub async fn run(
     let _ = gc_stop.send(true);
     if let Err(e) = collector.await {
         tracing::error!(error = %e, "the retention collector ended abnormally");
+    }
+    if let Err(e) = monitor.await {
+        tracing::error!(error = %e, "the queue monitor ended abnormally");
     }
     store.close().await;
     tracing::info!("stopped");

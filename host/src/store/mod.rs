@@ -107,6 +107,17 @@ pub struct Claimed {
     pub event: StoredEvent,
 }
 
+/// The delivery queue at one moment (see [`Store::queue_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Pending deliveries (due now or later).
+    pub pending: u64,
+    /// Deliveries running under a lease.
+    pub running: u64,
+    /// How long the most overdue pending delivery has been due, in ms; 0 when none is due.
+    pub oldest_due_age_ms: i64,
+}
+
 /// A delivery's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -370,6 +381,13 @@ pub trait Store: Send + Sync + 'static {
     /// Number of stored events (for tests and status).
     fn event_count(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// How many deliveries wait (pending or running) and how late the most overdue pending one
+    /// is at `now_ms`: one indexed read, cheap enough to run every few seconds.
+    fn queue_stats(
+        &self,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<QueueStats, StoreError>> + Send;
+
     /// The unexpired value under `key`.
     fn kv_get(
         &self,
@@ -594,6 +612,9 @@ impl Store for AnyStore {
     }
     async fn event_count(&self) -> Result<u64, StoreError> {
         delegate!(self, s => s.event_count().await)
+    }
+    async fn queue_stats(&self, now_ms: i64) -> Result<QueueStats, StoreError> {
+        delegate!(self, s => s.queue_stats(now_ms).await)
     }
     async fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         delegate!(self, s => s.kv_get(scope, key).await)

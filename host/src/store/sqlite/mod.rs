@@ -56,7 +56,7 @@ use self::{
 };
 use super::{
     AttemptRecord, ClaimRequest, Claimed, Completion, DeliveryFilter, DeliveryRecord, EraseRequest,
-    EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PurgeFilter, Removed,
+    EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PurgeFilter, QueueStats, Removed,
     ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions, StoredEvent, ordering,
 };
 use crate::{
@@ -408,6 +408,10 @@ impl Store for SqliteStore {
 
     async fn event_count(&self) -> Result<u64, StoreError> {
         self.read(reads::event_count).await
+    }
+
+    async fn queue_stats(&self, now_ms: i64) -> Result<QueueStats, StoreError> {
+        self.read(move |conn| reads::queue_stats(conn, now_ms)).await
     }
 
     async fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -22,7 +22,7 @@ use super::{
 use crate::{
     ids::{DeliveryId, EventId, SourceName, TenantId},
     store::{
-        DeliveryFilter, DeliveryRecord, EventInfo, KvScope, StoreError, StoredEvent,
+        DeliveryFilter, DeliveryRecord, EventInfo, KvScope, QueueStats, StoreError, StoredEvent,
         payload_names_contact,
     },
 };
@@ -276,6 +276,25 @@ pub(super) fn event_count(conn: &Connection) -> Result<u64, StoreError> {
         .prepare_cached("SELECT count(*) FROM events")?
         .query_row([], |row| row.get(0))?;
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Pending and running counts and the age of the most overdue pending delivery; each part is a
+/// range over the `(state, due_at_ms)` index.
+pub(super) fn queue_stats(conn: &Connection, now: i64) -> Result<QueueStats, StoreError> {
+    let count = |state: &str| -> Result<u64, StoreError> {
+        let n: i64 = conn
+            .prepare_cached("SELECT count(*) FROM deliveries WHERE state = ?1")?
+            .query_row([state], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    let oldest: Option<i64> = conn
+        .prepare_cached("SELECT min(due_at_ms) FROM deliveries WHERE state = 'pending'")?
+        .query_row([], |row| row.get(0))?;
+    Ok(QueueStats {
+        pending: count("pending")?,
+        running: count("running")?,
+        oldest_due_age_ms: oldest.map_or(0, |due| (now - due).max(0)),
+    })
 }
 
 /// The value under `key` unless it expired at or before `now`.
