@@ -25,8 +25,8 @@ use std::{
 };
 
 use rules::{Rules, Verdict};
-pub use sink::SinkError;
 use sink::Sink;
+pub use sink::SinkError;
 
 use crate::{config::AlertsConfig, ids::now_ms};
 
@@ -156,7 +156,14 @@ pub fn resolve(kind: AlertKind, subject: &str, detail: &str) {
         "alert resolved"
     );
     metrics::counter!("wasmhook_alerts_resolved_total", "kind" => kind.as_str()).increment(1);
-    a.post("alert.resolved", kind, subject, detail, incident.since_ms, now);
+    a.post(
+        "alert.resolved",
+        kind,
+        subject,
+        detail,
+        incident.since_ms,
+        now,
+    );
 }
 
 /// Counts one API attempt for the error-rate rule (`class` as in `wasmhook_api_requests_total`)

@@ -100,10 +100,7 @@ impl Rules {
     }
 
     fn error_rate(&mut self, api: &str, now_ms: i64) -> Verdict {
-        let (total, errors) = self
-            .errors
-            .get_mut(api)
-            .map_or((0, 0), |w| w.sums(now_ms));
+        let (total, errors) = self.errors.get_mut(api).map_or((0, 0), |w| w.sums(now_ms));
         let window = humantime_secs(self.config.api_error_window);
         let share = if total == 0 {
             0.0
@@ -149,7 +146,10 @@ impl Rules {
 
     /// Every API's current verdicts, for the periodic check that resolves rules after
     /// traffic stopped: (error-rate verdicts, auth verdicts).
-    pub(super) fn evaluate(&mut self, now_ms: i64) -> (Vec<(String, Verdict)>, Vec<(String, Verdict)>) {
+    pub(super) fn evaluate(
+        &mut self,
+        now_ms: i64,
+    ) -> (Vec<(String, Verdict)>, Vec<(String, Verdict)>) {
         let apis: Vec<String> = self.errors.keys().cloned().collect();
         let errors = apis
             .into_iter()
@@ -209,9 +209,7 @@ mod tests {
         assert!(matches!(r.attempt("other", true, 1_500), Verdict::Clear(_)));
         let (errors, _) = r.evaluate(12_000);
         assert!(
-            errors
-                .iter()
-                .all(|(_, v)| matches!(v, Verdict::Clear(_))),
+            errors.iter().all(|(_, v)| matches!(v, Verdict::Clear(_))),
             "{errors:?}"
         );
     }

@@ -104,7 +104,12 @@ async fn send_all(
                     break;
                 }
                 Err(error) if attempt == ATTEMPTS => {
-                    tracing::error!(id, attempts = attempt, error, "could not POST an alert; it is only in the log");
+                    tracing::error!(
+                        id,
+                        attempts = attempt,
+                        error,
+                        "could not POST an alert; it is only in the log"
+                    );
                     posted("failed");
                 }
                 Err(error) => {

@@ -106,11 +106,19 @@ pub fn attempt(call: Call<'_>, attempt: &Attempt<'_>, error: Option<&ApiError>) 
     .increment(1);
     metrics::histogram!("wasmhook_api_request_seconds", "api" => call.api.to_string())
         .record(attempt.latency.as_secs_f64());
-    if let Some(remaining) = seen.remaining.as_deref().and_then(|r| r.parse::<f64>().ok()) {
+    if let Some(remaining) = seen
+        .remaining
+        .as_deref()
+        .and_then(|r| r.parse::<f64>().ok())
+    {
         metrics::gauge!("wasmhook_api_ratelimit_remaining", "api" => call.api.to_string())
             .set(remaining);
     }
-    if let Some(daily) = seen.daily_remaining.as_deref().and_then(|r| r.parse::<f64>().ok()) {
+    if let Some(daily) = seen
+        .daily_remaining
+        .as_deref()
+        .and_then(|r| r.parse::<f64>().ok())
+    {
         metrics::gauge!("wasmhook_api_ratelimit_daily_remaining", "api" => call.api.to_string())
             .set(daily);
     }

@@ -139,7 +139,12 @@ pub(super) fn validate_alerts(c: &mut Checker<'_>, raw: RawAlerts) -> AlertsConf
             raw.api_error_min_requests,
             d.api_error_min_requests,
         ),
-        auth_failures: min_one(c, "alerts.auth_failures", raw.auth_failures, d.auth_failures),
+        auth_failures: min_one(
+            c,
+            "alerts.auth_failures",
+            raw.auth_failures,
+            d.auth_failures,
+        ),
         auth_failure_window: positive(
             c,
             "alerts.auth_failure_window",

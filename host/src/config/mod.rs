@@ -212,6 +212,15 @@ mod tests {
         assert_eq!(api.version_for("/calendars"), Some("2021-04-15"));
         assert_eq!(api.version_for("/calendarsx"), Some("2021-07-28"));
         assert_eq!(api.token, Some(SecretRef::Env("HIGHLEVEL_TOKEN".into())));
+        let alerts = &config.alerts;
+        assert!(alerts.webhook.is_none(), "the example POSTs nowhere");
+        assert_eq!(alerts.api_error_rate, 0.5);
+        assert_eq!(alerts.api_error_window, Duration::from_secs(300));
+        assert_eq!(alerts.api_error_min_requests, 20);
+        assert_eq!(alerts.auth_failures, 3);
+        assert_eq!(alerts.auth_failure_window, Duration::from_secs(600));
+        assert_eq!(alerts.queue_age, Duration::from_secs(300));
+        assert_eq!(alerts.check_interval, Duration::from_secs(15));
     }
 
     #[test]

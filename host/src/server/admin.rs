@@ -384,11 +384,17 @@ mod tests {
 
     async fn readiness(state: &AdminState) -> (StatusCode, String) {
         let response = router(state.clone())
-            .oneshot(axum::http::Request::get("/readyz").body(Body::empty()).unwrap())
+            .oneshot(
+                axum::http::Request::get("/readyz")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 

@@ -2,6 +2,7 @@
 //! built from source, and a recording fake API on loopback. One test binary, one module per
 //! capability.
 
+mod alerts;
 mod api;
 mod common;
 mod config_cli;
@@ -14,6 +15,7 @@ mod installations;
 mod interop;
 mod kv;
 mod limits;
+mod monitoring_support;
 mod newcomer;
 mod sandbox;
 mod schemes;

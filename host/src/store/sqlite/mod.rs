@@ -56,8 +56,9 @@ use self::{
 };
 use super::{
     AttemptRecord, ClaimRequest, Claimed, Completion, DeliveryFilter, DeliveryRecord, EraseRequest,
-    EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PurgeFilter, QueueStats, Removed,
-    ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions, StoredEvent, ordering,
+    EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PurgeFilter, QueueStats,
+    Removed, ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions, StoredEvent,
+    ordering,
 };
 use crate::{
     ids::{ApiName, DeliveryId, EventId, LeaseToken, SourceName, TenantId, now_ms},
@@ -411,7 +412,8 @@ impl Store for SqliteStore {
     }
 
     async fn queue_stats(&self, now_ms: i64) -> Result<QueueStats, StoreError> {
-        self.read(move |conn| reads::queue_stats(conn, now_ms)).await
+        self.read(move |conn| reads::queue_stats(conn, now_ms))
+            .await
     }
 
     async fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
