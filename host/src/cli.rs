@@ -65,6 +65,9 @@ pub enum Command {
     Purge(admin_client::PurgeArgs),
     /// Remove everything held about a tenant, or about one contact of it (admin API).
     Erase(admin_client::EraseArgs),
+    /// A live summary: per plugin its last hour, per API its health, installations needing
+    /// action, open alerts (admin API).
+    Status(admin_client::StatusArgs),
 }
 
 /// Runs the parsed command.
@@ -91,6 +94,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Replay(args) => admin(admin_client::run_replay(args)),
         Command::Purge(args) => admin(admin_client::run_purge(args)),
         Command::Erase(args) => admin(admin_client::run_erase(args)),
+        Command::Status(args) => admin(admin_client::run_status(args)),
     }
 }
 

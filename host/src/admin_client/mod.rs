@@ -1,4 +1,4 @@
-//! The operators' commands (`wasmhook deliveries|replay|purge|erase`): a small HTTP client of a
+//! The operators' commands (`wasmhook deliveries|replay|purge|erase|status`): a small HTTP client of a
 //! running server's admin API (see `server::admin`).
 //!
 //! Where the server is and how to authenticate, first match wins:
@@ -11,6 +11,7 @@
 
 mod commands;
 mod parse;
+mod status;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -22,6 +23,7 @@ pub use commands::{
     run_replay,
 };
 pub use parse::{parse_rate, parse_since};
+pub use status::{StatusArgs, run_status};
 
 use crate::{config::Config, secret::Secret};
 

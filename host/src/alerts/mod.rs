@@ -194,6 +194,35 @@ pub fn evaluate() {
     }
 }
 
+/// An open incident, as `wasmhook status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpenAlert {
+    pub kind: String,
+    pub subject: String,
+    pub since_ms: i64,
+}
+
+/// The open incidents, oldest first.
+pub fn open() -> Vec<OpenAlert> {
+    let a = alerter();
+    let mut open: Vec<OpenAlert> = a
+        .open
+        .iter()
+        .map(|((kind, subject), incident)| OpenAlert {
+            kind: kind.as_str().to_string(),
+            subject: subject.clone(),
+            since_ms: incident.since_ms,
+        })
+        .collect();
+    open.sort_by(|x, y| (x.since_ms, &x.subject).cmp(&(y.since_ms, &y.subject)));
+    open
+}
+
+/// (attempts, failed attempts) of `api` in the error-rate window, now.
+pub fn api_errors(api: &str) -> (u64, u64) {
+    alerter().rules.api_errors(api, now_ms())
+}
+
 /// The configured rules (for the periodic checks).
 pub fn config() -> AlertsConfig {
     alerter().rules.config().clone()

@@ -99,6 +99,11 @@ impl Rules {
         self.error_rate(api, now_ms)
     }
 
+    /// (attempts, failed attempts) of `api` in the error-rate window.
+    pub(super) fn api_errors(&mut self, api: &str, now_ms: i64) -> (u64, u64) {
+        self.errors.get_mut(api).map_or((0, 0), |w| w.sums(now_ms))
+    }
+
     fn error_rate(&mut self, api: &str, now_ms: i64) -> Verdict {
         let (total, errors) = self.errors.get_mut(api).map_or((0, 0), |w| w.sums(now_ms));
         let window = humantime_secs(self.config.api_error_window);

@@ -11,6 +11,7 @@
 //! - `POST /admin/replay` `{plugin?, tenant?, since_ms?, rate_per_sec?}` replay dead ones, paced
 //! - `POST /admin/purge` `{plugin?, died_before_ms?}` delete dead deliveries
 //! - `POST /admin/erase` `{tenant, contact?}` remove what is held about a tenant or a contact
+//! - `GET /admin/status` the live summary of `wasmhook status` (see `server::status`)
 //!
 //! Errors are `{"error": {"code", "message"}}`: 404 `not_found`, 409 `wrong_state` /
 //! `payload_dropped`, 400 `bad_request`; store failures are a generic 500 and are logged.
@@ -33,7 +34,7 @@ use axum::{
 use subtle::ConstantTimeEq;
 
 use crate::{
-    ids::{DeliveryId, EventId, PluginName, TenantId},
+    ids::{ApiName, DeliveryId, EventId, PluginName, TenantId},
     plugins::SharedPlugins,
     secret::Secret,
     store::{
@@ -54,6 +55,8 @@ pub struct AdminState {
     pub wake: Arc<Notify>,
     /// The plugins in force, for `/readyz`.
     pub plugins: SharedPlugins,
+    /// The configured APIs, for `/admin/status`.
+    pub apis: Arc<[ApiName]>,
 }
 
 /// `/metrics`, `/readyz` and `/admin/...`.
@@ -68,6 +71,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/replay", post(replay_dead))
         .route("/admin/purge", post(purge))
         .route("/admin/erase", post(erase))
+        .route("/admin/status", get(super::status::status))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/metrics", get(metrics))
@@ -339,7 +343,7 @@ async fn erase(State(state): State<AdminState>, Json(body): Json<EraseRequest>) 
 
 /// Maps a store error to its answer: the operator's mistakes with their code, failures as a
 /// generic 500 (logged).
-fn store_error(e: StoreError) -> Response {
+pub(super) fn store_error(e: StoreError) -> Response {
     match &e {
         StoreError::NotFound(_) => refuse(StatusCode::NOT_FOUND, "not_found", &e.to_string()),
         StoreError::WrongState { .. } => {
@@ -379,6 +383,7 @@ mod tests {
             token: Some(Arc::new(Secret::new(TOKEN))),
             wake: Arc::new(Notify::new()),
             plugins: SharedPlugins::default(),
+            apis: Arc::from([]),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ingress;
 pub mod reload;
 mod serve;
+pub mod status;
 pub mod tls;
 mod watchdog;
 
@@ -135,6 +136,7 @@ pub async fn run(
         token: admin_token,
         wake: wake.clone(),
         plugins: plugins.clone(),
+        apis: config.apis.keys().cloned().collect(),
     });
 
     // Started last, once nothing above can fail, so an early error leaves no task behind.

@@ -56,9 +56,9 @@ use self::{
 };
 use super::{
     AttemptRecord, ClaimRequest, Claimed, Completion, DeliveryFilter, DeliveryRecord, EraseRequest,
-    EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PurgeFilter, QueueStats,
-    Removed, ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions, StoredEvent,
-    ordering,
+    EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PluginStats, PurgeFilter,
+    QueueStats, Removed, ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions,
+    StoredEvent, ordering,
 };
 use crate::{
     ids::{ApiName, DeliveryId, EventId, LeaseToken, SourceName, TenantId, now_ms},
@@ -409,6 +409,11 @@ impl Store for SqliteStore {
 
     async fn event_count(&self) -> Result<u64, StoreError> {
         self.read(reads::event_count).await
+    }
+
+    async fn plugin_stats(&self, since_ms: i64) -> Result<Vec<PluginStats>, StoreError> {
+        self.read(move |conn| reads::plugin_stats(conn, since_ms))
+            .await
     }
 
     async fn queue_stats(&self, now_ms: i64) -> Result<QueueStats, StoreError> {
