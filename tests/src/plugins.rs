@@ -1,18 +1,27 @@
 //! Plugins for the tests, built from source: the Rust example plugins (`example-plugins/`) and
 //! the test-only plugins (`tests/plugins/`), compiled for `wasm32-wasip2` into the shared
-//! `target/plugins` dir, and installed into a plugin folder as `name.wasm` + `name.toml`.
+//! `target/plugins` dir; the Python and JavaScript example plugins, built by
+//! `scripts/build-python-plugin` / `scripts/build-js-plugin` (the same commands users run) into
+//! `target/plugins/<language>/`; and installed into a plugin folder as `name.wasm` +
+//! `name.toml`.
 //!
-//! Invariants: both workspaces are built at most once per test process (a `OnceLock`), and
-//! concurrent test processes are safe because cargo locks the target dir. Nothing here is
-//! committed as a binary; a failed build panics with cargo's full output.
+//! Invariants: both Rust workspaces are built at most once per test process (a `OnceLock`), and
+//! concurrent test processes are safe because cargo locks the target dir. A Python or JS plugin
+//! is rebuilt only when a hash of everything its build reads (its folder, its language's SDK,
+//! the WIT, the build script) names no existing output; outputs land through a rename, so
+//! concurrent test processes at worst build the same bytes twice. Nothing here is committed as
+//! a binary; a failed build panics with the build's full output.
 
 use std::{
+    collections::HashMap,
     ffi::OsString,
     fs,
     path::{Path, PathBuf},
     process::Command,
-    sync::OnceLock,
+    sync::{Mutex, OnceLock},
 };
+
+use sha2::{Digest, Sha256};
 
 /// The cargo workspaces holding Rust plugins, relative to the repository root.
 const WORKSPACES: [&str; 2] = ["example-plugins", "tests/plugins"];
@@ -54,6 +63,145 @@ pub fn rust_plugin(name: &str) -> PathBuf {
         built_plugins(out_dir),
     );
     path
+}
+
+/// A language whose plugins are built by a script in `scripts/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScriptedLang {
+    /// componentize-py; the entry module is `app.py`.
+    Python,
+    /// esbuild + componentize-js; the entry module is `plugin.js`.
+    JavaScript,
+}
+
+impl ScriptedLang {
+    /// The build script, relative to the repository root.
+    fn script(self) -> &'static str {
+        match self {
+            Self::Python => "scripts/build-python-plugin",
+            Self::JavaScript => "scripts/build-js-plugin",
+        }
+    }
+
+    /// The language's helper layer, relative to the repository root.
+    fn sdk(self) -> &'static str {
+        match self {
+            Self::Python => "plugin-sdk/python",
+            Self::JavaScript => "plugin-sdk/js",
+        }
+    }
+
+    fn dir_name(self) -> &'static str {
+        match self {
+            Self::Python => "python",
+            Self::JavaScript => "js",
+        }
+    }
+}
+
+/// The component built from the Python example plugin `example-plugins/<name>` (e.g.
+/// `sms-router`), built now unless an output for the same sources exists.
+pub fn python_plugin(name: &str) -> PathBuf {
+    scripted_plugin(
+        ScriptedLang::Python,
+        &repo_root().join("example-plugins").join(name),
+    )
+}
+
+/// The component built from the JavaScript example plugin `example-plugins/<name>` (e.g.
+/// `won-followup`), built now unless an output for the same sources exists.
+pub fn js_plugin(name: &str) -> PathBuf {
+    scripted_plugin(
+        ScriptedLang::JavaScript,
+        &repo_root().join("example-plugins").join(name),
+    )
+}
+
+/// Builds the plugin in `dir` with `lang`'s script into
+/// `target/plugins/<lang>/<folder>-<source hash>.wasm`, unless that file exists.
+///
+/// Panics with the script's output if the build fails (e.g. the toolchain is missing: run
+/// `scripts/prepare`).
+pub fn scripted_plugin(lang: ScriptedLang, dir: &Path) -> PathBuf {
+    // One build at a time per process: the builds are CPU-bound, and a second test asking for
+    // the same plugin waits for the first one's output instead of building it again.
+    static BUILDS: Mutex<Option<HashMap<PathBuf, PathBuf>>> = Mutex::new(None);
+    let mut builds = BUILDS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let builds = builds.get_or_insert_with(HashMap::new);
+    if let Some(out) = builds.get(dir) {
+        return out.clone();
+    }
+    let root = repo_root();
+    let name = dir
+        .file_name()
+        .unwrap_or_else(|| panic!("{} has no folder name", dir.display()))
+        .to_string_lossy();
+    let hash = source_hash(&[
+        dir,
+        &root.join(lang.sdk()),
+        &root.join("wit"),
+        &root.join(lang.script()),
+    ]);
+    let out = plugins_target_dir()
+        .join(lang.dir_name())
+        .join(format!("{name}-{}.wasm", &hash[..16]));
+    if !out.is_file() {
+        let output = Command::new(root.join(lang.script()))
+            .arg(dir)
+            .arg(&out)
+            .current_dir(&root)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", lang.script()));
+        assert!(
+            output.status.success(),
+            "{} {} failed ({}):\n{}{}",
+            lang.script(),
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+    }
+    builds.insert(dir.to_path_buf(), out.clone());
+    out
+}
+
+/// SHA-256 (hex) over the relative paths and contents of every file under `roots`, in a fixed
+/// order. Caches and dependency folders (`__pycache__`, `node_modules`) are skipped.
+fn source_hash(roots: &[&Path]) -> String {
+    let mut hasher = Sha256::new();
+    for root in roots {
+        let mut files = Vec::new();
+        collect_files(root, &mut files);
+        files.sort();
+        for file in files {
+            let relative = file.strip_prefix(root).unwrap_or(&file);
+            let bytes =
+                fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+            hasher.update(relative.to_string_lossy().as_bytes());
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+        }
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>) {
+    if path.is_file() {
+        files.push(path.to_path_buf());
+        return;
+    }
+    let entries = fs::read_dir(path).unwrap_or_else(|e| panic!("listing {}: {e}", path.display()));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("listing {}: {e}", path.display()));
+        let name = entry.file_name();
+        if name == "__pycache__" || name == "node_modules" {
+            continue;
+        }
+        collect_files(&entry.path(), files);
+    }
 }
 
 /// Installs a plugin into `plugins_dir` as `name.wasm` and `name.toml` (`manifest` is the TOML
@@ -158,6 +306,26 @@ mod tests {
                 path.display()
             );
         }
+    }
+
+    #[test]
+    fn the_source_hash_follows_contents_and_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("__pycache__")).unwrap();
+        fs::write(src.join("app.py"), "x = 1\n").unwrap();
+        let first = source_hash(&[&src]);
+        fs::write(src.join("__pycache__/app.pyc"), b"cache").unwrap();
+        assert_eq!(source_hash(&[&src]), first, "caches do not count");
+        fs::write(src.join("app.py"), "x = 2\n").unwrap();
+        let second = source_hash(&[&src]);
+        assert_ne!(second, first, "a changed file changes the hash");
+        fs::rename(src.join("app.py"), src.join("main.py")).unwrap();
+        assert_ne!(
+            source_hash(&[&src]),
+            second,
+            "a renamed file changes the hash"
+        );
     }
 
     #[test]

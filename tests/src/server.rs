@@ -132,14 +132,36 @@ impl TestServerBuilder {
 
     /// Starts `wasmhook::run` in this process on ephemeral ports.
     pub async fn spawn(self) -> TestServer {
-        crate::init_test_logging();
         let (config_path, dir) = self.write();
-        let config = wasmhook::config::Config::load(&config_path)
+        let running = InProcess::start(&config_path).await;
+        TestServer {
+            public: running.public,
+            admin: running.admin,
+            dir,
+            client: reqwest::Client::new(),
+            running,
+        }
+    }
+}
+
+/// `wasmhook::run` in this process on the config file at a path, on fresh ephemeral ports. The
+/// same config (and so the same data dir) can be started again after [`InProcess::stop`].
+pub struct InProcess {
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl InProcess {
+    /// Loads `config` (panicking with the reason when it does not validate) and starts `run`.
+    pub async fn start(config: &Path) -> InProcess {
+        crate::init_test_logging();
+        let config = wasmhook::config::Config::load(config)
             .unwrap_or_else(|e| panic!("test config does not validate: {e}"));
         let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let public_addr = public.local_addr().unwrap();
-        let admin_addr = admin.local_addr().unwrap();
+        let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(wasmhook::run(
             config,
@@ -148,13 +170,37 @@ impl TestServerBuilder {
                 let _ = stopped.await;
             },
         ));
-        TestServer {
+        InProcess {
             public: public_addr,
             admin: admin_addr,
-            dir,
-            client: reqwest::Client::new(),
             stop: Some(stop),
             task: Some(task),
+        }
+    }
+
+    /// Stops gracefully and returns what `run` returned (Ok if it was already collected).
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("server task panicked"),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops gracefully; panics if `run` failed.
+    pub async fn stop(mut self) {
+        self.shutdown()
+            .await
+            .expect("the server stopped with an error");
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }
@@ -165,8 +211,7 @@ pub struct TestServer {
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    running: InProcess,
 }
 
 impl TestServer {
@@ -238,25 +283,11 @@ impl TestServer {
     /// Stops the server gracefully and returns what `run` returned. The temp dir stays until
     /// the `TestServer` is dropped, so tests can inspect the store afterwards.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.expect("server task panicked"),
-            None => Ok(()),
-        }
+        self.running.shutdown().await
     }
 
     /// The SQLite file of this server (open it after [`TestServer::stop`]).
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("data/wasmhook.db")
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }

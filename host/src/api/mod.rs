@@ -327,4 +327,4 @@ impl ApiClient {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

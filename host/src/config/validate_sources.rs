@@ -45,41 +45,21 @@ pub(super) fn validate_source(c: &mut Checker, field: &str, raw: RawSource) -> S
             };
             (hl.api.clone(), highlevel(c, field, hl), fields)
         }
-        RawSource::StandardWebhooks(r) => {
-            let scheme = SchemeConfig::StandardWebhooks(StandardWebhooksConfig {
-                secrets: secrets(c, field, r.secrets.as_deref()),
-                tolerance: tolerance(c, field, r.tolerance.as_deref()),
-            });
-            (r.api.clone(), scheme, overrides(c, field, &r))
-        }
-        RawSource::Github(r) => {
-            no_tolerance(c, field, "github", &r);
-            let scheme = SchemeConfig::GitHub(GitHubConfig {
-                secrets: secrets(c, field, r.secrets.as_deref()),
-            });
-            (r.api.clone(), scheme, overrides(c, field, &r))
-        }
-        RawSource::Stripe(r) => {
-            let scheme = SchemeConfig::Stripe(StripeConfig {
-                secrets: secrets(c, field, r.secrets.as_deref()),
-                tolerance: tolerance(c, field, r.tolerance.as_deref()),
-            });
-            (r.api.clone(), scheme, overrides(c, field, &r))
-        }
-        RawSource::Shopify(r) => {
-            no_tolerance(c, field, "shopify", &r);
-            let scheme = SchemeConfig::Shopify(ShopifyConfig {
-                secrets: secrets(c, field, r.secrets.as_deref()),
-            });
-            (r.api.clone(), scheme, overrides(c, field, &r))
-        }
-        RawSource::Slack(r) => {
-            let scheme = SchemeConfig::Slack(SlackConfig {
-                secrets: secrets(c, field, r.secrets.as_deref()),
-                tolerance: tolerance(c, field, r.tolerance.as_deref()),
-            });
-            (r.api.clone(), scheme, overrides(c, field, &r))
-        }
+        RawSource::StandardWebhooks(r) => timed(c, field, &r, |secrets, tolerance| {
+            SchemeConfig::StandardWebhooks(StandardWebhooksConfig { secrets, tolerance })
+        }),
+        RawSource::Github(r) => untimed(c, field, "github", &r, |secrets| {
+            SchemeConfig::GitHub(GitHubConfig { secrets })
+        }),
+        RawSource::Stripe(r) => timed(c, field, &r, |secrets, tolerance| {
+            SchemeConfig::Stripe(StripeConfig { secrets, tolerance })
+        }),
+        RawSource::Shopify(r) => untimed(c, field, "shopify", &r, |secrets| {
+            SchemeConfig::Shopify(ShopifyConfig { secrets })
+        }),
+        RawSource::Slack(r) => timed(c, field, &r, |secrets, tolerance| {
+            SchemeConfig::Slack(SlackConfig { secrets, tolerance })
+        }),
         RawSource::Hmac(r) => hmac(c, field, r),
     };
     SourceConfig {
@@ -88,6 +68,36 @@ pub(super) fn validate_source(c: &mut Checker, field: &str, raw: RawSource) -> S
         scheme,
         fields,
     }
+}
+
+/// What a source entry becomes besides its name: its API, scheme and field overrides.
+type Parts = (Option<String>, SchemeConfig, FieldOverrides);
+
+/// A shared-secret scheme that signs a timestamp (its `tolerance` bounds it both ways).
+fn timed(
+    c: &mut Checker,
+    field: &str,
+    raw: &RawSigned,
+    scheme: impl FnOnce(Vec<SecretRef>, Duration) -> SchemeConfig,
+) -> Parts {
+    let scheme = scheme(
+        secrets(c, field, raw.secrets.as_deref()),
+        tolerance(c, field, raw.tolerance.as_deref()),
+    );
+    (raw.api.clone(), scheme, overrides(c, field, raw))
+}
+
+/// A shared-secret scheme that signs no timestamp, so a `tolerance` is refused.
+fn untimed(
+    c: &mut Checker,
+    field: &str,
+    name: &str,
+    raw: &RawSigned,
+    scheme: impl FnOnce(Vec<SecretRef>) -> SchemeConfig,
+) -> Parts {
+    no_tolerance(c, field, name, raw);
+    let scheme = scheme(secrets(c, field, raw.secrets.as_deref()));
+    (raw.api.clone(), scheme, overrides(c, field, raw))
 }
 
 /// Refuses a replay window at least as long as the dedup retention: an event replayed after
@@ -219,11 +229,7 @@ fn rule(c: &mut Checker, field: &str, raw: Option<&RawFieldRule>) -> Option<Fiel
     }
 }
 
-fn hmac(
-    c: &mut Checker,
-    field: &str,
-    r: RawHmac,
-) -> (Option<String>, SchemeConfig, FieldOverrides) {
+fn hmac(c: &mut Checker, field: &str, r: RawHmac) -> Parts {
     let header = match r.header.as_deref() {
         Some(h) => http::HeaderName::try_from(h).unwrap_or_else(|_| {
             c.problem(

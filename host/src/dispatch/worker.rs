@@ -3,8 +3,9 @@
 //!
 //! Invariants: an attempt's result is recorded only under its lease (a stale lease records
 //! nothing); if the lease is lost while the plugin runs, the plugin is cut off at once, since
-//! another worker may already own the delivery; a delivery whose plugin is not loaded is put
-//! back without spending an attempt.
+//! another worker may already own the delivery; a delivery whose plugin is not loaded, or whose
+//! attempt failed because an API told the tenant to wait (its daily quota is spent), is put
+//! back without spending an attempt: neither is the plugin's failure.
 
 use std::time::{Duration, Instant};
 
@@ -85,7 +86,53 @@ async fn run_in_span(deps: &Deps, claimed: Claimed) {
     };
     metrics::histogram!("wasmhook_plugin_duration_seconds", "plugin" => claimed.plugin.to_string())
         .record(started.elapsed().as_secs_f64());
+    if let Some(at_ms) = quota_deferral(&invocation) {
+        defer_for_quota(deps, &claimed, &invocation, at_ms).await;
+        return;
+    }
     finish(deps, &claimed, started_at_ms, invocation).await;
+}
+
+/// When the attempt is deferred rather than counted: it did not succeed, the plugin did not
+/// give up (`fail` stays final), and an API told the tenant to wait. Due at the later of the
+/// API's reset and the plugin's own `retry(after)`.
+fn quota_deferral(invocation: &Invocation) -> Option<i64> {
+    let quota = invocation.quota_wait.as_ref()?;
+    let after_ms = match &invocation.outcome {
+        Outcome::Succeeded | Outcome::Fail(_) => return None,
+        Outcome::Retry {
+            after: Some(after), ..
+        } => now_ms().saturating_add(after.as_millis() as i64),
+        _ => 0,
+    };
+    Some(quota.until_ms.max(after_ms))
+}
+
+/// Puts the delivery back, due at `at_ms`, without spending its attempt.
+async fn defer_for_quota(deps: &Deps, claimed: &Claimed, invocation: &Invocation, at_ms: i64) {
+    let api = invocation
+        .quota_wait
+        .as_ref()
+        .map_or("", |q| q.api.as_str());
+    let wait_ms = at_ms.saturating_sub(now_ms()).max(0);
+    tracing::warn!(
+        api,
+        wait_ms,
+        "the API's quota for this tenant is spent; the delivery waits for its reset without spending an attempt"
+    );
+    metrics::counter!("wasmhook_quota_deferrals_total", "plugin" => claimed.plugin.to_string())
+        .increment(1);
+    let note = format!(
+        "waiting: api {api} says the quota of tenant {} is spent; runs again at its reset",
+        claimed.event.tenant
+    );
+    if let Err(e) = deps
+        .store
+        .defer(&claimed.delivery, &claimed.lease, at_ms, note)
+        .await
+    {
+        tracing::warn!(error = %e, "could not defer the delivery; it runs again once its lease lapses");
+    }
 }
 
 /// Keeps the lease alive while the plugin runs; returns only when the lease is lost.
@@ -162,6 +209,7 @@ async fn finish(deps: &Deps, claimed: &Claimed, started_at_ms: i64, invocation: 
             tracing::info!(
                 duration_ms,
                 api_calls = invocation.api_calls,
+                memory_bytes = invocation.memory_bytes,
                 "delivery succeeded"
             );
             alerts::resolve(

@@ -9,8 +9,13 @@
 //! a redelivery that makes the same calls repeats the same idempotency keys. A batch item and a
 //! page are one call each; a `get-cached` is one call even when the cache answers (the plugin
 //! cannot know which it will be, so its cap does not depend on the cache's state).
+//!
+//! Every answer goes through [`State::answer`]: when the client says a call failed because the
+//! API told the tenant to wait (its daily quota is spent), the delivery's state remembers until
+//! when, so the dispatcher defers the delivery instead of spending an attempt.
 
 use super::{
+    QuotaWait,
     bindings::api::{
         ApiError as WitApiError, Host, HttpFailure, Method, Request, Response,
         RetryMode as WitRetry,
@@ -19,7 +24,7 @@ use super::{
 };
 use crate::{
     api::{ApiError, ApiRequest, ApiResponse, CallContext, RetryMode},
-    ids::ApiName,
+    ids::{ApiName, now_ms},
 };
 
 impl State {
@@ -51,35 +56,60 @@ impl State {
             self.max_api_calls
         ))
     }
+
+    /// The plugin's view of the client's answer to a call on `api`. A failure that is a quota
+    /// deferral (the API told the tenant to wait) is remembered, keeping the latest end, so
+    /// the dispatcher can defer the delivery without spending an attempt.
+    pub(super) fn answer(
+        &mut self,
+        api: &ApiName,
+        result: Result<ApiResponse, ApiError>,
+    ) -> Result<Response, WitApiError> {
+        result.map(to_wit_response).map_err(|err| {
+            let tenant = &self.tags.tenant;
+            if let Some(wait) = self.services.api.quota_deferral(api, tenant, &err) {
+                let until_ms = now_ms().saturating_add(wait.as_millis() as i64);
+                if self
+                    .quota_wait
+                    .as_ref()
+                    .is_none_or(|w| w.until_ms < until_ms)
+                {
+                    self.quota_wait = Some(QuotaWait {
+                        api: api.clone(),
+                        until_ms,
+                    });
+                }
+            }
+            to_wit_error(err)
+        })
+    }
+
+    /// One call (`send`, or `get-cached` when `cached`), counted against the cap.
+    async fn call(&mut self, req: Request, cached: bool) -> Result<Response, WitApiError> {
+        let (granted, number) = self.reserve_calls(1);
+        if granted == 0 {
+            return Err(self.cap_reached());
+        }
+        let ctx = self.call_context(number);
+        let req = to_host_request(req);
+        let api = req.api.clone();
+        let client = &self.services.api;
+        let result = if cached {
+            client.get_cached(&ctx, req).await
+        } else {
+            client.send(&ctx, req).await
+        };
+        self.answer(&api, result)
+    }
 }
 
 impl Host for State {
     async fn send(&mut self, req: Request) -> Result<Response, WitApiError> {
-        let (granted, number) = self.reserve_calls(1);
-        if granted == 0 {
-            return Err(self.cap_reached());
-        }
-        let ctx = self.call_context(number);
-        self.services
-            .api
-            .send(&ctx, to_host_request(req))
-            .await
-            .map(to_wit_response)
-            .map_err(to_wit_error)
+        self.call(req, false).await
     }
 
     async fn get_cached(&mut self, req: Request) -> Result<Response, WitApiError> {
-        let (granted, number) = self.reserve_calls(1);
-        if granted == 0 {
-            return Err(self.cap_reached());
-        }
-        let ctx = self.call_context(number);
-        self.services
-            .api
-            .get_cached(&ctx, to_host_request(req))
-            .await
-            .map(to_wit_response)
-            .map_err(to_wit_error)
+        self.call(req, true).await
     }
 
     async fn send_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Response, WitApiError>> {
@@ -94,13 +124,12 @@ impl Host for State {
             .map(to_host_request)
             .collect();
         let ctx = self.call_context(first);
-        let mut results: Vec<Result<Response, WitApiError>> = self
-            .services
-            .api
-            .send_batch(&ctx, allowed)
-            .await
-            .into_iter()
-            .map(|r| r.map(to_wit_response).map_err(to_wit_error))
+        let apis: Vec<ApiName> = allowed.iter().map(|r| r.api.clone()).collect();
+        let answers = self.services.api.send_batch(&ctx, allowed).await;
+        let mut results: Vec<Result<Response, WitApiError>> = apis
+            .iter()
+            .zip(answers)
+            .map(|(api, r)| self.answer(api, r))
             .collect();
         results.extend(reqs.map(|_| Err(self.cap_reached())));
         results

@@ -12,7 +12,7 @@ use super::{
     bindings::api::{
         ApiError as WitApiError, CursorStyle, HostPages, PageStyle as WitStyle, Request, Response,
     },
-    host_api::{to_host_request, to_wit_error, to_wit_response},
+    host_api::to_host_request,
     state::{MAX_PAGE_WALKS, State},
 };
 use crate::api::{PageStyle, Pages};
@@ -52,8 +52,10 @@ impl HostPages for State {
             }
             self.table().get_mut(&walk)?.set_call_number(number);
         }
-        let page = self.table().get_mut(&walk)?.next().await;
-        Ok(page.map(|r| r.map(to_wit_response).map_err(to_wit_error)))
+        let pages = self.table().get_mut(&walk)?;
+        let api = pages.api().clone();
+        let page = pages.next().await;
+        Ok(page.map(|r| self.answer(&api, r)))
     }
 
     async fn drop(&mut self, walk: Resource<Pages>) -> wasmtime::Result<()> {

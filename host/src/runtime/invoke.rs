@@ -89,6 +89,8 @@ pub async fn run(
         logs: state.take_logs(),
         api_calls: state.api_calls,
         duration: started.elapsed(),
+        memory_bytes: state.limiter.used(),
+        quota_wait: state.quota_wait.take(),
     }
 }
 

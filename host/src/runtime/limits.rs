@@ -55,7 +55,6 @@ impl MemoryLimiter {
     }
 
     /// Bytes currently held by all memories.
-    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used
     }

@@ -30,6 +30,8 @@ mod output;
 mod state;
 
 #[cfg(test)]
+mod host_api_tests;
+#[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
@@ -48,7 +50,7 @@ pub use error::RuntimeError;
 use self::{bindings::PluginPre, engine::EpochTicker, state::State};
 use crate::{
     api::{ApiClient, Capabilities},
-    ids::DeliveryId,
+    ids::{ApiName, DeliveryId},
     plugins::Manifest,
     store::{AnyStore, LogLine, StoredEvent},
 };
@@ -129,6 +131,23 @@ pub struct Invocation {
     pub api_calls: u32,
     /// Wall-clock time of the attempt, instantiation included.
     pub duration: Duration,
+    /// Linear memory the instance held when it ended, in bytes: its peak, since a WebAssembly
+    /// memory never shrinks. What a manifest's `memory` must cover.
+    pub memory_bytes: usize,
+    /// Set when an API call ended because the API told the tenant to wait (its daily quota is
+    /// spent): the dispatcher defers the delivery instead of spending an attempt.
+    pub quota_wait: Option<QuotaWait>,
+}
+
+/// An API told the delivery's tenant to wait before calling again (daily quota spent, or a
+/// 429 asking for longer than a delivery may sleep). Not the plugin's failure: an attempt that
+/// ended this way is deferred to `until_ms`, not counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaWait {
+    /// The API that said so.
+    pub api: ApiName,
+    /// When the API accepts the tenant's calls again, ms since the epoch.
+    pub until_ms: i64,
 }
 
 /// The plugin runtime. Cheap to clone; the epoch thread stops when the last clone drops.

@@ -12,7 +12,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::{
-    Services,
+    QuotaWait, Services,
     limits::MemoryLimiter,
     logs::{LogBuffer, OutputKind, SharedLogs},
     output::CaptureStream,
@@ -71,6 +71,8 @@ pub struct State {
     pub api_calls: u32,
     /// `pages` walks open in the resource table (at most [`MAX_PAGE_WALKS`]).
     pub open_walks: u32,
+    /// The latest end of an API's "wait" seen by this delivery's calls (see [`QuotaWait`]).
+    pub quota_wait: Option<QuotaWait>,
     /// Log lines and captured output.
     pub logs: SharedLogs,
     pub services: Arc<Services>,
@@ -109,6 +111,7 @@ impl State {
             max_api_calls: parts.max_api_calls,
             api_calls: 0,
             open_walks: 0,
+            quota_wait: None,
             logs,
             services: parts.services,
         }

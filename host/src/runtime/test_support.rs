@@ -274,3 +274,33 @@ pub fn delivery() -> DeliveryInfo {
 
 /// Allowed slack between a deadline and the moment the runtime reports it.
 pub const DEADLINE_SLACK: Duration = Duration::from_millis(200);
+
+/// The host state of one delivery of plugin `test` (event `evt-1`, tenant `loc-1`, idempotency
+/// key `idem-1`) holding `capabilities`, with a 5 s budget: host imports are called on it
+/// directly, no guest needed.
+pub fn state(
+    services: Services,
+    capabilities: crate::api::Capabilities,
+    config: serde_json::Map<String, serde_json::Value>,
+    max_api_calls: u32,
+) -> super::state::State {
+    use std::sync::Arc;
+
+    use super::state::{DeliveryTags, State, StateParts};
+    use crate::ids::PluginName;
+    State::new(StateParts {
+        tags: Arc::new(DeliveryTags {
+            plugin: PluginName::new("test"),
+            event_id: EventId::new("evt-1"),
+            delivery_id: DeliveryId::new("dlv-1"),
+            tenant: TenantId::new("loc-1"),
+        }),
+        idempotency_key: "idem-1".into(),
+        capabilities: Arc::new(capabilities),
+        config: Arc::new(config),
+        max_api_calls,
+        memory: 16 << 20,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+        services: Arc::new(services),
+    })
+}

@@ -146,9 +146,10 @@ async fn the_memory_cap_covers_all_memories_together() {
         Outcome::MemoryExceeded(message) => assert!(message.contains("2097152"), "{message}"),
         other => panic!("expected MemoryExceeded, got {other:?}"),
     }
-    // With room for both, the same component succeeds.
+    // With room for both, the same component succeeds, and reports what both memories hold.
     let roomy = run(&runtime, "memory = \"4MiB\"", &wasm).await;
     assert_eq!(roomy.outcome, Outcome::Succeeded);
+    assert_eq!(roomy.memory_bytes, 42 * 65536);
 }
 
 #[tokio::test]
@@ -288,35 +289,21 @@ async fn the_runtime_is_usable_from_clones() {
 
 /// Host imports called directly on a delivery's state (no guest needed).
 mod host_calls {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::{
-        ids::{DeliveryId, EventId, PluginName, TenantId},
-        runtime::{
-            bindings::{api, config, kv},
-            state::{DeliveryTags, State, StateParts},
-        },
+    use crate::runtime::{
+        bindings::{api, config, kv},
+        state::State,
     };
 
     async fn state(dir: &std::path::Path, max_api_calls: u32) -> State {
         let services = test_support::services(dir).await;
         let manifest = test_support::manifest("test", "[config]\ntag = \"new-lead\"\nmax = 3");
-        State::new(StateParts {
-            tags: Arc::new(DeliveryTags {
-                plugin: PluginName::new("test"),
-                event_id: EventId::new("evt-1"),
-                delivery_id: DeliveryId::new("dlv-1"),
-                tenant: TenantId::new("loc-1"),
-            }),
-            idempotency_key: "idem-1".into(),
-            capabilities: Arc::new(manifest.capabilities.clone()),
-            config: Arc::new(manifest.config.clone()),
+        test_support::state(
+            services,
+            manifest.capabilities.clone(),
+            manifest.config.clone(),
             max_api_calls,
-            memory: manifest.memory,
-            deadline: tokio::time::Instant::now() + Duration::from_secs(5),
-            services: Arc::new(services),
-        })
+        )
     }
 
     fn request() -> api::Request {

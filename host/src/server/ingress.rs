@@ -279,11 +279,12 @@ async fn handle<S: EventSink>(
     };
     match stored {
         Ok(GatedOutcome::Inserted { deliveries }) => {
-            shared.wake.notify_one();
             // Only a new event invalidates: a duplicate says nothing the cache has not seen.
+            // Before the wake, so the event's own deliveries read fresh reference data.
             if let (Some(client), Some(api)) = (&shared.api, source.api()) {
                 client.invalidate(api, &tenant, &kind);
             }
+            shared.wake.notify_one();
             tracing::info!(
                 source = name,
                 event_id = %event_id,

@@ -57,6 +57,18 @@ impl Plan {
         }
     }
 
+    /// [`Plan::envelope`] of a JSON body, parsed here (a body that is not JSON is refused).
+    pub(super) fn json_envelope(
+        &self,
+        source: &SourceName,
+        headers: &HeaderMap,
+        body: &[u8],
+        sent_at_ms: Option<i64>,
+    ) -> Result<Envelope, EnvelopeError> {
+        let doc = super::envelope::json_document(body)?;
+        self.envelope(source, headers, &doc, body, sent_at_ms)
+    }
+
     /// The envelope of a verified request: `doc` is its body as JSON (or its form fields as a
     /// JSON object), `sent_at_ms` the signed timestamp, if any.
     pub(super) fn envelope(

@@ -12,7 +12,6 @@ use http::HeaderMap;
 
 use super::{
     Envelope, EnvelopeError, Proof, VerifyError,
-    envelope::json_document,
     fields::{Defaults, Place, Plan},
     headers,
     mac::MacKeys,
@@ -45,9 +44,8 @@ impl GitHub {
         secrets: &[Secret],
         fields: &FieldOverrides,
     ) -> Result<GitHub, (usize, &'static str)> {
-        let raw: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
         Ok(GitHub {
-            keys: MacKeys::new(&raw, MacAlgorithm::Sha256).map_err(|(i, p)| (i, p.reason()))?,
+            keys: MacKeys::from_secrets(secrets, MacAlgorithm::Sha256)?,
             plan: Plan::new(&DEFAULTS, fields),
         })
     }
@@ -63,11 +61,7 @@ impl GitHub {
         };
         let signature = headers::hex(SIGNATURE_HEADER, hex)?;
         self.keys
-            .find(&[body], &[signature])
-            .map(|key| Proof::new(self.keys.kind(), key))
-            .ok_or(VerifyError::Mismatch {
-                header: SIGNATURE_HEADER.into(),
-            })
+            .prove(&[body], &[signature], SIGNATURE_HEADER, None)
     }
 
     /// The envelope of a verified request.
@@ -77,8 +71,7 @@ impl GitHub {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Envelope, EnvelopeError> {
-        let doc = json_document(body)?;
-        self.plan.envelope(source, headers, &doc, body, None)
+        self.plan.json_envelope(source, headers, body, None)
     }
 
     /// The header value for `body` under key `index` (for `wasmhook send`).

@@ -12,7 +12,6 @@ use http::{HeaderMap, HeaderName};
 
 use super::{
     Envelope, EnvelopeError, Proof, VerifyError,
-    envelope::json_document,
     fields::{Defaults, Plan},
     headers::{self, BASE64},
     mac::MacKeys,
@@ -45,9 +44,8 @@ impl GenericHmac {
         config: &HmacConfig,
         fields: &FieldOverrides,
     ) -> Result<GenericHmac, (usize, &'static str)> {
-        let raw: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
         Ok(GenericHmac {
-            keys: MacKeys::new(&raw, config.algorithm).map_err(|(i, p)| (i, p.reason()))?,
+            keys: MacKeys::from_secrets(secrets, config.algorithm)?,
             header: config.header.clone(),
             prefix: config.prefix.clone(),
             encoding: config.encoding,
@@ -70,10 +68,7 @@ impl GenericHmac {
             MacEncoding::Hex => headers::hex(label(), encoded)?,
             MacEncoding::Base64 => headers::base64(label(), encoded)?,
         };
-        self.keys
-            .find(&[body], &[signature])
-            .map(|key| Proof::new(self.keys.kind(), key))
-            .ok_or_else(|| VerifyError::Mismatch { header: label() })
+        self.keys.prove(&[body], &[signature], label(), None)
     }
 
     /// The envelope of a verified request.
@@ -83,8 +78,7 @@ impl GenericHmac {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Envelope, EnvelopeError> {
-        let doc = json_document(body)?;
-        self.plan.envelope(source, headers, &doc, body, None)
+        self.plan.json_envelope(source, headers, body, None)
     }
 
     /// The header name and value for `body` under key `index` (for `wasmhook send`).

@@ -15,8 +15,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-use super::SignatureKind;
-use crate::config::MacAlgorithm;
+use super::{Proof, SignatureKind, VerifyError, error::Label};
+use crate::{config::MacAlgorithm, secret::Secret};
 
 /// The trusted keys of one source, in config order.
 #[derive(Clone)]
@@ -69,6 +69,38 @@ impl MacKeys {
             keys.push(prepared.map_err(|_| (i, KeyProblem::Empty))?);
         }
         Ok(MacKeys { keys })
+    }
+
+    /// Keys from webhook secrets used as written (their UTF-8 bytes, as GitHub, Shopify,
+    /// Stripe, Slack and the generic scheme key them). On failure, the index of the bad secret
+    /// and why.
+    pub(super) fn from_secrets(
+        secrets: &[Secret],
+        algorithm: MacAlgorithm,
+    ) -> Result<MacKeys, (usize, &'static str)> {
+        let raw: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
+        MacKeys::new(&raw, algorithm).map_err(|(i, problem)| (i, problem.reason()))
+    }
+
+    /// The proof of the first key whose MAC over `parts` (concatenated) equals one of
+    /// `candidates`, carrying `signed_at_ms`; otherwise a mismatch on `header`.
+    pub(super) fn prove<C: AsRef<[u8]>>(
+        &self,
+        parts: &[&[u8]],
+        candidates: &[C],
+        header: impl Into<Label>,
+        signed_at_ms: Option<i64>,
+    ) -> Result<Proof, VerifyError> {
+        match self.find(parts, candidates) {
+            Some(key) => Ok(Proof {
+                kind: self.kind(),
+                key,
+                signed_at_ms,
+            }),
+            None => Err(VerifyError::Mismatch {
+                header: header.into(),
+            }),
+        }
     }
 
     /// The signature kind these keys produce.

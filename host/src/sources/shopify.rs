@@ -11,7 +11,6 @@ use http::HeaderMap;
 
 use super::{
     Envelope, EnvelopeError, Proof, VerifyError,
-    envelope::json_document,
     fields::{Defaults, Place, Plan},
     headers::{self, BASE64},
     mac::MacKeys,
@@ -43,9 +42,8 @@ impl Shopify {
         secrets: &[Secret],
         fields: &FieldOverrides,
     ) -> Result<Shopify, (usize, &'static str)> {
-        let raw: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
         Ok(Shopify {
-            keys: MacKeys::new(&raw, MacAlgorithm::Sha256).map_err(|(i, p)| (i, p.reason()))?,
+            keys: MacKeys::from_secrets(secrets, MacAlgorithm::Sha256)?,
             plan: Plan::new(&DEFAULTS, fields),
         })
     }
@@ -55,11 +53,7 @@ impl Shopify {
         let value = headers::required(headers, SIGNATURE_HEADER)?;
         let signature = headers::base64(SIGNATURE_HEADER, value)?;
         self.keys
-            .find(&[body], &[signature])
-            .map(|key| Proof::new(self.keys.kind(), key))
-            .ok_or(VerifyError::Mismatch {
-                header: SIGNATURE_HEADER.into(),
-            })
+            .prove(&[body], &[signature], SIGNATURE_HEADER, None)
     }
 
     /// The envelope of a verified request.
@@ -69,8 +63,7 @@ impl Shopify {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Envelope, EnvelopeError> {
-        let doc = json_document(body)?;
-        self.plan.envelope(source, headers, &doc, body, None)
+        self.plan.json_envelope(source, headers, body, None)
     }
 
     /// The header value for `body` under key `index` (for `wasmhook send`).

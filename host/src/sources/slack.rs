@@ -68,9 +68,8 @@ impl Slack {
         tolerance: Duration,
         fields: &FieldOverrides,
     ) -> Result<Slack, (usize, &'static str)> {
-        let raw: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
         Ok(Slack {
-            keys: MacKeys::new(&raw, MacAlgorithm::Sha256).map_err(|(i, p)| (i, p.reason()))?,
+            keys: MacKeys::from_secrets(secrets, MacAlgorithm::Sha256)?,
             tolerance,
             plan: Plan::new(&DEFAULTS, fields),
         })
@@ -94,19 +93,12 @@ impl Slack {
             });
         };
         let signature = headers::hex(SIGNATURE_HEADER, hex)?;
-        self.keys
-            .find(
-                &[VERSION.as_bytes(), b":", ts.as_bytes(), b":", body],
-                &[signature],
-            )
-            .map(|key| Proof {
-                kind: self.keys.kind(),
-                key,
-                signed_at_ms: Some(sent_secs.saturating_mul(1000)),
-            })
-            .ok_or(VerifyError::Mismatch {
-                header: SIGNATURE_HEADER.into(),
-            })
+        self.keys.prove(
+            &[VERSION.as_bytes(), b":", ts.as_bytes(), b":", body],
+            &[signature],
+            SIGNATURE_HEADER,
+            Some(sent_secs.saturating_mul(1000)),
+        )
     }
 
     /// The envelope of a verified request (JSON or form-encoded).

@@ -23,7 +23,6 @@ use http::HeaderMap;
 
 use super::{
     Envelope, EnvelopeError, Proof, SignatureKind, VerifyError,
-    envelope::json_document,
     fields::{Defaults, Place, Plan},
     headers::{self, BASE64},
     mac::MacKeys,
@@ -188,9 +187,8 @@ impl StandardWebhooks {
         body: &[u8],
         proof: Proof,
     ) -> Result<Envelope, EnvelopeError> {
-        let doc = json_document(body)?;
         self.plan
-            .envelope(source, headers, &doc, body, proof.signed_at_ms)
+            .json_envelope(source, headers, body, proof.signed_at_ms)
     }
 }
 

@@ -16,7 +16,6 @@ use http::HeaderMap;
 
 use super::{
     Envelope, EnvelopeError, Proof, VerifyError,
-    envelope::json_document,
     fields::{Defaults, Place, Plan},
     headers,
     mac::MacKeys,
@@ -51,9 +50,8 @@ impl Stripe {
         tolerance: Duration,
         fields: &FieldOverrides,
     ) -> Result<Stripe, (usize, &'static str)> {
-        let raw: Vec<&[u8]> = secrets.iter().map(|s| s.expose().as_bytes()).collect();
         Ok(Stripe {
-            keys: MacKeys::new(&raw, MacAlgorithm::Sha256).map_err(|(i, p)| (i, p.reason()))?,
+            keys: MacKeys::from_secrets(secrets, MacAlgorithm::Sha256)?,
             tolerance,
             plan: Plan::new(&DEFAULTS, fields),
         })
@@ -95,16 +93,13 @@ impl Stripe {
             });
         }
         // `t` is MACed exactly as sent (the digits were checked above).
-        self.keys
-            .find(&[t.as_bytes(), b".", body], &v1)
-            .map(|key| Proof {
-                kind: self.keys.kind(),
-                key,
-                signed_at_ms: Some(sent_secs.saturating_mul(1000)),
-            })
-            .ok_or(VerifyError::Mismatch {
-                header: SIGNATURE_HEADER.into(),
-            })
+        let signed_at_ms = Some(sent_secs.saturating_mul(1000));
+        self.keys.prove(
+            &[t.as_bytes(), b".", body],
+            &v1,
+            SIGNATURE_HEADER,
+            signed_at_ms,
+        )
     }
 
     /// The envelope of a verified request.
@@ -115,9 +110,8 @@ impl Stripe {
         body: &[u8],
         proof: Proof,
     ) -> Result<Envelope, EnvelopeError> {
-        let doc = json_document(body)?;
         self.plan
-            .envelope(source, headers, &doc, body, proof.signed_at_ms)
+            .json_envelope(source, headers, body, proof.signed_at_ms)
     }
 
     /// The header value for `body` signed at `t` under key `index` (for `wasmhook send`).

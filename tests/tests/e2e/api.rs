@@ -25,6 +25,19 @@ fn pipeline_sync_manifest() -> String {
     .unwrap()
 }
 
+/// Scripts the location's pipelines: `PIPELINE` with the stages "Lead" and `STAGE` "Proposal".
+fn serve_pipelines(fake: &FakeApi) {
+    fake.on(
+        Method::GET,
+        "/opportunities/pipelines",
+        Reply::Json(
+            200,
+            json!({"pipelines": [{"id": PIPELINE, "name": "Sales",
+                "stages": [{"id": "other", "name": "Lead"}, {"id": STAGE, "name": "Proposal"}]}]}),
+        ),
+    );
+}
+
 fn opportunity_update() -> (String, Vec<u8>) {
     let id = format!("wh-{}", rand::random::<u64>());
     (
@@ -37,15 +50,7 @@ fn opportunity_update() -> (String, Vec<u8>) {
 async fn pipeline_sync_reads_pipelines_once_searches_with_filters_and_tags_in_one_bulk_call() {
     let signer = HighLevelSigner::new();
     let fake = FakeApi::start().await;
-    fake.on(
-        Method::GET,
-        "/opportunities/pipelines",
-        Reply::Json(
-            200,
-            json!({"pipelines": [{"id": PIPELINE, "name": "Sales",
-                "stages": [{"id": "other", "name": "Lead"}, {"id": STAGE, "name": "Proposal"}]}]}),
-        ),
-    );
+    serve_pipelines(&fake);
     let contacts = ["c1", "c2", "c3", "c4"];
     fake.on(
         Method::POST,
@@ -130,4 +135,73 @@ async fn a_plugin_built_against_the_frozen_0_1_0_contract_still_runs() {
     let delivery = server.wait_final(&webhook_id, "frozen-v010", FINAL).await;
     assert_eq!(delivery.state, DeliveryState::Succeeded, "{delivery:#?}");
     assert_eq!(fake.requests_to("/allowed/frozen").len(), 1);
+}
+
+/// The pipelines read through the cache is sent again after a webhook of a kind that
+/// invalidates it (`OpportunityCreate` in the shipped cache rules) arrives for the tenant, and
+/// only then: another kind for the tenant, or the same kind for another tenant, keeps it.
+#[tokio::test]
+async fn an_invalidating_webhook_makes_the_next_cached_read_go_upstream() {
+    let signer = HighLevelSigner::new();
+    let fake = FakeApi::start().await;
+    serve_pipelines(&fake);
+    fake.on(
+        Method::POST,
+        "/contacts/search",
+        Reply::Json(200, json!({"contacts": [], "total": 0})),
+    );
+    let wasm = rust_plugin("pipeline-sync");
+    let server = server_with(&signer, &fake, |b| {
+        b.plugin("pipeline-sync", &wasm, &pipeline_sync_manifest())
+    })
+    .await;
+    let reads_for = |location: &str| {
+        fake.requests_to("/opportunities/pipelines")
+            .iter()
+            .filter(|r| r.query.contains(&format!("locationId={location}")))
+            .count()
+    };
+    let deliver = |kind: &'static str, location: &'static str| {
+        let (server, signer) = (&server, &signer);
+        async move {
+            let id = format!("wh-{}", rand::random::<u64>());
+            let (fixture, plugin) = match kind {
+                "ContactCreate" => ("contact-create", "contact-tagger"),
+                _ => ("opportunity-status-update", "pipeline-sync"),
+            };
+            let body = fixtures::highlevel_body_with(
+                fixture,
+                APP_ID,
+                &id,
+                json!({"type": kind, "locationId": location}),
+            );
+            assert_eq!(server.post_highlevel(signer, &body).await.status(), 200);
+            let delivery = server.wait_final(&id, plugin, FINAL).await;
+            assert_eq!(
+                delivery.state,
+                DeliveryState::Succeeded,
+                "{kind}: {delivery:#?}"
+            );
+        }
+    };
+    const OTHER: &str = "otherLocation0000001";
+
+    deliver("OpportunityStatusUpdate", LOCATION).await;
+    assert_eq!(reads_for(LOCATION), 1);
+    // Neither another kind for the tenant nor the invalidating kind for another tenant drops it.
+    deliver("ContactCreate", LOCATION).await;
+    deliver("OpportunityCreate", OTHER).await;
+    deliver("OpportunityStatusUpdate", LOCATION).await;
+    assert_eq!(reads_for(LOCATION), 1, "still cached");
+    assert_eq!(reads_for(OTHER), 1);
+
+    // An opportunity created for the tenant drops its pipelines: read again, then cached again.
+    deliver("OpportunityCreate", LOCATION).await;
+    assert_eq!(
+        reads_for(LOCATION),
+        2,
+        "re-fetched after the invalidating webhook"
+    );
+    deliver("OpportunityStatusUpdate", LOCATION).await;
+    assert_eq!(reads_for(LOCATION), 2, "cached again");
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use wasmhook::store::{DeliveryRecord, DeliveryState, Removed};
+use wasmhook::store::{DeliveryRecord, DeliveryState, Removed, Store, sqlite::SqliteStore};
 use wasmhook_tests::{FakeApi, TestServer, signing::HighLevelSigner};
 
 use crate::{
@@ -254,6 +254,88 @@ async fn the_cli_shows_backoff_and_dead_then_replays_purges_and_erases() {
     server.stop().await;
 }
 
+/// `wasmhook deliveries cancel` deletes a pending delivery (one waiting an hour for its retry)
+/// so it never runs again, refuses a succeeded one with the reason, and says when there is no
+/// such delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_cancels_a_pending_delivery_and_refuses_others_with_the_reason() {
+    let signer = HighLevelSigner::new();
+    let fake = FakeApi::start().await;
+    let (config, _dir) = TestServer::builder()
+        .api("highlevel", &fake)
+        .api("fake", &fake)
+        .highlevel(&signer)
+        .toml(
+            "[plugins]\nworkers = 4\npoll_interval = \"20ms\"\nretry_base = \"1h\"\nretry_max = \"1h\"\n",
+        )
+        .plugin(
+            "spinner",
+            &hostile_wasm(),
+            &manifest("spinner", "loop", "timeout = \"100ms\"\nmax_attempts = 3", ""),
+        )
+        .plugin("contact-tagger", &tagger_wasm(), &tagger_manifest())
+        .write();
+    let server = InProcess::start(&config).await;
+    let (webhook_id, body) = contact_create();
+    let status = post(&reqwest::Client::new(), server.public, &signer, &body).await;
+    assert_eq!(status.unwrap(), 200);
+    // The spinner timed out once and waits an hour for its retry; the tagger succeeded.
+    let list = wait_deliveries(
+        server.admin,
+        Duration::from_secs(30),
+        "a pending retry and a success",
+        |l| {
+            l.iter().any(|d| {
+                d.plugin.as_str() == "spinner"
+                    && d.state == DeliveryState::Pending
+                    && d.attempts_made == 1
+            }) && l.iter().any(|d| d.state == DeliveryState::Succeeded)
+        },
+    )
+    .await;
+    let id_of = |plugin: &str| {
+        list.iter()
+            .find(|d| d.plugin.as_str() == plugin)
+            .map(|d| d.id.to_string())
+            .unwrap()
+    };
+    let (pending, succeeded) = (id_of("spinner"), id_of("contact-tagger"));
+
+    let (code, out, err) = cli(server.admin, &["deliveries", "cancel", &pending]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("cancelled {pending}").as_str()),
+        "{err}"
+    );
+    let (code, _, err) = cli(server.admin, &["deliveries", "show", &pending]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not_found"), "{err}");
+    let left = all_deliveries(server.admin).await;
+    assert_eq!(
+        left.len(),
+        1,
+        "only the tagger's delivery is left: {left:#?}"
+    );
+    assert_eq!(left[0].event_id.as_str(), webhook_id);
+
+    let (code, _, err) = cli(server.admin, &["deliveries", "cancel", &succeeded]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("wrong_state") && err.contains("only pending deliveries can be cancelled"),
+        "{err}"
+    );
+    let record: DeliveryRecord = cli_json(server.admin, &["deliveries", "show", &succeeded]).await;
+    assert_eq!(
+        record.state,
+        DeliveryState::Succeeded,
+        "refused means untouched"
+    );
+    let (code, _, err) = cli(server.admin, &["deliveries", "cancel", &pending]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not_found"), "{err}");
+    server.stop().await;
+}
+
 /// A CLI without a token says how to give it one.
 #[tokio::test]
 async fn the_cli_without_a_token_says_how_to_set_one() {
@@ -273,13 +355,19 @@ async fn the_cli_without_a_token_says_how_to_set_one() {
     );
 }
 
-/// Events whose deliveries succeeded are deleted after the retention window, in the
-/// background; inside the window a redelivery is still a duplicate.
+/// Events whose deliveries succeeded are deleted after the retention window by the background
+/// collector; inside the window a redelivery is still a duplicate, and after it the replay
+/// window (shorter than the retention) refuses the old body.
+///
+/// Nothing here races the collector: the duplicate is sent right after the first answer (the
+/// replay window is 2 s, the retention 3 s), success is read from the fake (the collector deletes only events whose
+/// deliveries succeeded, so the empty list proves both), and deletion is awaited with a
+/// deadline, then confirmed in the store and the collector's metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_old_rows_and_dedups_inside_the_window() {
     let signer = HighLevelSigner::new();
     let fake = FakeApi::start().await;
-    let (config, _dir) = TestServer::builder()
+    let (config, dir) = TestServer::builder()
         .api("highlevel", &fake)
         .highlevel_source("highlevel", &signer, "max_age = \"2s\"\n")
         .toml("[storage]\nretention = \"3s\"\ngc_interval = \"200ms\"\n")
@@ -288,30 +376,63 @@ async fn retention_deletes_old_rows_and_dedups_inside_the_window() {
     let server = InProcess::start(&config).await;
     let client = reqwest::Client::new();
     let (_, body) = contact_create();
-    let ack = |status: u16| assert_eq!(status, 200);
-    ack(post(&client, server.public, &signer, &body).await.unwrap());
-    wait_deliveries(
-        server.admin,
-        Duration::from_secs(20),
-        "the delivery done",
-        |l| l.len() == 1 && l[0].state == DeliveryState::Succeeded,
-    )
+    let send = || async {
+        let answer = client
+            .post(format!("http://{}/webhooks/highlevel", server.public))
+            .header("x-ghl-signature", signer.sign_ed25519(&body))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, first) = send().await;
+    assert_eq!(
+        (status, &first["duplicate"]),
+        (200, &false.into()),
+        "{first}"
+    );
+    let (status, again) = send().await;
+    assert_eq!(
+        (status, &again["duplicate"]),
+        (200, &true.into()),
+        "inside the window: {again}"
+    );
+
+    fake.wait_until(Duration::from_secs(20), "the tag call", |f| {
+        f.side_effects() == 1
+    })
     .await;
-    let again = client
-        .post(format!("http://{}/webhooks/highlevel", server.public))
-        .header("x-ghl-signature", signer.sign_ed25519(&body))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    let answer: serde_json::Value = again.json().await.unwrap();
-    assert_eq!(answer["duplicate"], true, "inside the window: {answer}");
     wait_deliveries(
         server.admin,
-        Duration::from_secs(20),
-        "retention to delete it",
+        Duration::from_secs(30),
+        "retention to delete the succeeded delivery",
         |l| l.is_empty(),
     )
     .await;
+    let (status, late) = send().await;
+    assert_eq!(
+        status, 403,
+        "past the window the replay check refuses it: {late}"
+    );
+    let metrics = wasmhook_tests::Admin::new(server.admin).metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("wasmhook_retention_deleted_total")
+                && l.contains("events")
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     server.stop().await;
+    let store = SqliteStore::open(&dir.path().join("data/wasmhook.db"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.event_count().await.unwrap(),
+        0,
+        "the event row is gone too"
+    );
+    assert_eq!(fake.side_effects(), 1, "the duplicate ran nothing");
 }

@@ -1,11 +1,12 @@
 //! Helpers of the delivery-engine tests: signed bodies with chosen ids, a server that can be
-//! stopped and started again on the same data dir, admin API calls against any address, and
-//! the `wasmhook` CLI run against a server.
+//! stopped and started again on the same data dir ([`InProcess`], from the shared helpers),
+//! admin API calls against any address, and the `wasmhook` CLI run against a server.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use serde_json::Value;
 use wasmhook::store::{DeliveryRecord, DeliveryState};
+pub use wasmhook_tests::server::InProcess;
 use wasmhook_tests::{
     ADMIN_TOKEN, APP_ID, child::wasmhook_binary, fixtures, signing::HighLevelSigner,
 };
@@ -85,48 +86,6 @@ pub async fn wait_deliveries(
 pub fn all_final(list: &[DeliveryRecord]) -> bool {
     list.iter()
         .all(|d| matches!(d.state, DeliveryState::Succeeded | DeliveryState::Dead))
-}
-
-/// `wasmhook.run` in this process on the config at `config`, on fresh ephemeral ports.
-pub struct InProcess {
-    pub public: SocketAddr,
-    pub admin: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl InProcess {
-    /// Starts a server; the same `config` (and so the same data dir) can be started again
-    /// after [`InProcess::stop`].
-    pub async fn start(config: &Path) -> InProcess {
-        wasmhook_tests::init_test_logging();
-        let config = wasmhook::config::Config::load(config).unwrap();
-        let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(wasmhook::run(
-            config,
-            wasmhook::Listeners { public, admin },
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        InProcess {
-            public: public_addr,
-            admin: admin_addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    /// Stops gracefully and waits for `run` to return.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await.unwrap().unwrap();
-    }
 }
 
 /// Runs the `wasmhook` CLI with `args` against the admin API at `admin` (token from the

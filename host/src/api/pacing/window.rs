@@ -291,7 +291,12 @@ impl Window {
             .filter(|_| feedback.status == 429)
             .map(|w| now + w);
         if report.daily_remaining == Some(0) {
-            // Spent for the day: until the server's stated wait, else the end of our day.
+            // Spent for the day: until the server's stated wait, else the end of our day. A
+            // stated wait is the server's reset, so it also ends our count of the day (our own
+            // day started at our first request and may end much later).
+            if let Some(reset) = wait {
+                self.day_ends = Some(reset);
+            }
             let until = wait.or(self.day_ends).unwrap_or(now + DAY);
             self.quota_until = Some(self.quota_until.map_or(until, |q| q.max(until)));
         } else if let Some(until) = wait {

@@ -255,6 +255,33 @@ fn a_spent_daily_quota_lasts_what_the_server_says() {
 }
 
 #[test]
+fn a_spent_daily_quota_with_a_known_limit_ends_at_the_servers_reset() {
+    let t0 = Instant::now();
+    let mut w = Window::new(limit(100, 10, Some(200_000)), t0);
+    w.take(t0);
+    w.release(
+        t0,
+        Some(&Feedback {
+            status: 429,
+            report: ServerReport {
+                daily_limit: Some(200_000),
+                daily_remaining: Some(0),
+                ..ServerReport::default()
+            },
+            server_wait: Some(secs(3)),
+        }),
+    );
+    // The count says the day is spent, but the server's reset ends it, not our 24 h estimate.
+    assert_eq!(w.daily_used, 200_000);
+    assert_eq!(w.upstream_wait(t0), Some(secs(3)));
+    assert_eq!(w.ready(t0), Ready::Quota(t0 + secs(3)));
+    w.expire(t0 + secs(3));
+    assert_eq!(w.daily_used, 0, "a new day");
+    assert_eq!(w.upstream_wait(t0 + secs(3)), None);
+    assert_eq!(w.ready(t0 + secs(3)), Ready::Now);
+}
+
+#[test]
 fn eta_is_a_lower_bound_from_the_known_returns() {
     let t0 = Instant::now();
     let mut w = Window::new(limit(2, 10, None), t0);

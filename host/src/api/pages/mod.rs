@@ -12,6 +12,7 @@ mod next_url;
 mod walk;
 
 use super::{ApiClient, ApiError, ApiRequest, ApiResponse, CallContext};
+use crate::ids::ApiName;
 
 /// How an endpoint pages. Query styles send `limit` in the query; body styles (`Search*`) send
 /// `pageLimit` in a POST JSON body.
@@ -71,6 +72,8 @@ impl PageStyle {
 pub struct Pages {
     client: ApiClient,
     ctx: CallContext,
+    /// The API every page is sent to.
+    api: ApiName,
     base_url: Option<reqwest::Url>,
     walk: Option<walk::Walk>,
     next: Option<ApiRequest>,
@@ -95,6 +98,7 @@ impl Pages {
         });
         let ceiling = api.map_or(crate::config::DEFAULT_MAX_PAGES, |c| c.max_pages);
         let base_url = api.map(|c| c.base_url.clone());
+        let api = req.api.clone();
         let (walk, next, pending) = match walk::first(style, &mut req, default_limit) {
             Ok(walk) => (Some(walk), Some(req), None),
             Err(reason) => (None, None, Some(ApiError::Denied(reason))),
@@ -102,6 +106,7 @@ impl Pages {
         Pages {
             client,
             ctx,
+            api,
             base_url,
             walk,
             next,
@@ -119,6 +124,11 @@ impl Pages {
             walk.items_at = Some(pointer.into());
         }
         self
+    }
+
+    /// The API the walk's pages are sent to.
+    pub fn api(&self) -> &ApiName {
+        &self.api
     }
 
     /// Sets the call number (for the idempotency header) the next page is sent with; later

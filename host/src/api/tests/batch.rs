@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::fake::{Fake, Reply, client, config, ctx_with, get, post, quick_schedule};
+use super::fake::{Fake, Reply, client, config, ctx_with, fake_client, get, post, quick_schedule};
 use crate::api::{ApiError, BATCH_CONCURRENCY};
 
 const RULES: &[&str] = &["GET /contacts/*", "POST /contacts/bulk/tags/update/*"];
@@ -60,8 +60,7 @@ async fn results_come_back_in_request_order_with_bounded_concurrency() {
 
 #[tokio::test]
 async fn an_empty_batch_sends_nothing() {
-    let fake = Fake::start(vec![]).await;
-    let client = client(config(fake.base(""), None), quick_schedule());
+    let (fake, client) = fake_client(vec![], quick_schedule()).await;
     let results = client
         .send_batch(&ctx_with(RULES, Duration::from_secs(5)), vec![])
         .await;
@@ -71,8 +70,7 @@ async fn an_empty_batch_sends_nothing() {
 
 #[tokio::test]
 async fn a_bulk_endpoint_tags_many_contacts_in_one_call() {
-    let fake = Fake::start(vec![]).await;
-    let client = client(config(fake.base(""), None), quick_schedule());
+    let (fake, client) = fake_client(vec![], quick_schedule()).await;
     let ids: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
     let body = json!({"locationId": "loc1", "ids": ids, "tags": ["vip"]});
     client

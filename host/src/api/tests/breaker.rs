@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    fake::{Fake, Reply, client, config, ctx, get},
+    fake::{Fake, Reply, client, config, ctx, fake_client, get},
     metrics::Recorded,
 };
 use crate::api::{ApiError, RetryMode, RetrySchedule};
@@ -21,8 +21,7 @@ async fn after_five_server_errors_nothing_is_sent_until_one_probe() {
     let _metrics = recorded.install();
     let mut script = vec![Reply::status(503); 5];
     script.push(Reply::status(200).delayed(Duration::from_secs(2)));
-    let fake = Fake::start(script).await;
-    let client = client(config(fake.base(""), None), RetrySchedule::default());
+    let (fake, client) = fake_client(script, RetrySchedule::default()).await;
     let c = ctx(Duration::from_secs(600));
     let gauge = || recorded.get("wasmhook_api_breaker_open", &[("api", "hl")]);
     assert_eq!(gauge(), 0.0);
@@ -118,8 +117,7 @@ async fn a_failed_probe_reopens_for_another_cool_down() {
 
 #[tokio::test]
 async fn client_errors_do_not_trip_it() {
-    let fake = Fake::start(vec![Reply::status(404); 10]).await;
-    let client = client(config(fake.base(""), None), RetrySchedule::default());
+    let (fake, client) = fake_client(vec![Reply::status(404); 10], RetrySchedule::default()).await;
     let c = ctx(Duration::from_secs(10));
     for _ in 0..10 {
         let err = client.send(&c, get("/contacts/c1")).await.unwrap_err();

@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{
-    fake::{Fake, Reply, as_caller, client, config, ctx_with, get, post, quick_schedule},
+    fake::{
+        Fake, Reply, as_caller, client, config, ctx_with, fake_client, get, post, quick_schedule,
+    },
     metrics::Recorded,
 };
 use crate::{
@@ -184,8 +186,7 @@ async fn uncovered_paths_and_other_methods_are_not_cached() {
 
 #[tokio::test]
 async fn failures_are_not_cached() {
-    let fake = Fake::start(vec![Reply::status(404)]).await;
-    let client = client(config(fake.base(""), None), quick_schedule());
+    let (fake, client) = fake_client(vec![Reply::status(404)], quick_schedule()).await;
     assert!(client.get_cached(&ctx(), pipelines()).await.is_err());
     client.get_cached(&ctx(), pipelines()).await.unwrap();
     client.get_cached(&ctx(), pipelines()).await.unwrap();

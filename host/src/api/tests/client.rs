@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::fake::{
-    Capture, Fake, Reply, TOKEN, client, config, ctx, get, quick_schedule, token_file,
+    Capture, Fake, Reply, TOKEN, client, config, ctx, fake_client, get, quick_schedule, token_file,
 };
 use crate::{
     api::{ApiClient, ApiError, ApiInitError, RetryMode, RetrySchedule},
@@ -135,8 +135,7 @@ async fn a_slow_api_is_cut_at_the_deadline() {
         delay: Duration::from_secs(30),
         ..Reply::status(200)
     };
-    let fake = Fake::start(vec![slow.clone(), slow]).await;
-    let client = client(config(fake.base(""), None), RetrySchedule::default());
+    let (_fake, client) = fake_client(vec![slow.clone(), slow], RetrySchedule::default()).await;
 
     let started = Instant::now();
     let err = client
@@ -160,8 +159,7 @@ async fn a_slow_api_is_cut_at_the_deadline() {
 
 #[tokio::test]
 async fn no_time_left_sends_nothing() {
-    let fake = Fake::start(vec![]).await;
-    let client = client(config(fake.base(""), None), quick_schedule());
+    let (fake, client) = fake_client(vec![], quick_schedule()).await;
     let err = client
         .send(&ctx(Duration::ZERO), get("/contacts/c1"))
         .await
@@ -177,12 +175,14 @@ async fn no_time_left_sends_nothing() {
 
 #[tokio::test]
 async fn oversized_responses_are_refused() {
-    let fake = Fake::start(vec![Reply {
-        body: vec![b'x'; 2048],
-        ..Reply::status(200)
-    }])
+    let (fake, client) = fake_client(
+        vec![Reply {
+            body: vec![b'x'; 2048],
+            ..Reply::status(200)
+        }],
+        quick_schedule(),
+    )
     .await;
-    let client = client(config(fake.base(""), None), quick_schedule());
     let err = client
         .send(&ctx(Duration::from_secs(10)), get("/big"))
         .await
@@ -260,15 +260,17 @@ async fn redirects_are_not_followed() {
 
 #[tokio::test]
 async fn errors_are_classified_and_bodies_returned() {
-    let fake = Fake::start(vec![
-        Reply::status(404),
-        Reply::status(422),
-        Reply::status(401),
-        Reply::status(403),
-        Reply::status(501),
-    ])
+    let (fake, client) = fake_client(
+        vec![
+            Reply::status(404),
+            Reply::status(422),
+            Reply::status(401),
+            Reply::status(403),
+            Reply::status(501),
+        ],
+        quick_schedule(),
+    )
     .await;
-    let client = client(config(fake.base(""), None), quick_schedule());
     let c = ctx(Duration::from_secs(10));
     let mut results = vec![];
     for _ in 0..5 {
@@ -408,14 +410,16 @@ fn elapsed_secs(started: Instant) -> f64 {
 
 #[tokio::test(start_paused = true)]
 async fn transient_errors_are_retried_on_the_1_2_4_8_schedule() {
-    let fake = Fake::start(vec![
-        Reply::status(503),
-        Reply::status(500),
-        Reply::status(502),
-        Reply::status(504),
-    ])
+    let (fake, client) = fake_client(
+        vec![
+            Reply::status(503),
+            Reply::status(500),
+            Reply::status(502),
+            Reply::status(504),
+        ],
+        RetrySchedule::default(),
+    )
     .await;
-    let client = client(config(fake.base(""), None), RetrySchedule::default());
     let started = Instant::now();
     let ok = client
         .send(&ctx(Duration::from_secs(30)), get("/contacts/c1"))
@@ -436,8 +440,7 @@ async fn transient_errors_are_retried_on_the_1_2_4_8_schedule() {
 
 #[tokio::test(start_paused = true)]
 async fn the_fifth_failure_gives_up() {
-    let fake = Fake::start(vec![Reply::status(503); 6]).await;
-    let client = client(config(fake.base(""), None), RetrySchedule::default());
+    let (fake, client) = fake_client(vec![Reply::status(503); 6], RetrySchedule::default()).await;
     let started = Instant::now();
     let err = client
         .send(&ctx(Duration::from_secs(60)), get("/contacts/c1"))
@@ -453,8 +456,7 @@ async fn the_fifth_failure_gives_up() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_never_sends_once() {
-    let fake = Fake::start(vec![Reply::status(503)]).await;
-    let client = client(config(fake.base(""), None), RetrySchedule::default());
+    let (fake, client) = fake_client(vec![Reply::status(503)], RetrySchedule::default()).await;
     let mut req = get("/contacts/c1");
     req.retry = RetryMode::Never;
     let err = client
@@ -467,12 +469,14 @@ async fn retry_never_sends_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_waits_what_the_server_asks() {
-    let fake = Fake::start(vec![
-        Reply::status(429).header("Retry-After", "3"),
-        Reply::status(429).header("X-RateLimit-Interval-Milliseconds", "2500"),
-    ])
+    let (fake, client) = fake_client(
+        vec![
+            Reply::status(429).header("Retry-After", "3"),
+            Reply::status(429).header("X-RateLimit-Interval-Milliseconds", "2500"),
+        ],
+        RetrySchedule::default(),
+    )
     .await;
-    let client = client(config(fake.base(""), None), RetrySchedule::default());
     let started = Instant::now();
     client
         .send(&ctx(Duration::from_secs(60)), get("/contacts/c1"))
@@ -485,8 +489,7 @@ async fn a_429_waits_what_the_server_asks() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wait_past_the_deadline_returns_budget_exhausted() {
-    let fake = Fake::start(vec![Reply::status(503); 5]).await;
-    let client = client(config(fake.base(""), None), RetrySchedule::default());
+    let (fake, client) = fake_client(vec![Reply::status(503); 5], RetrySchedule::default()).await;
     let started = Instant::now();
     let err = client
         .send(&ctx(Duration::from_secs(5)), get("/contacts/c1"))
@@ -508,13 +511,15 @@ async fn a_wait_past_the_deadline_returns_budget_exhausted() {
 
 #[tokio::test(start_paused = true)]
 async fn an_exhausted_daily_quota_defers_the_delivery() {
-    let fake = Fake::start(vec![
-        Reply::status(429)
-            .header("Retry-After", "3600")
-            .header("X-RateLimit-Daily-Remaining", "0"),
-    ])
+    let (fake, client) = fake_client(
+        vec![
+            Reply::status(429)
+                .header("Retry-After", "3600")
+                .header("X-RateLimit-Daily-Remaining", "0"),
+        ],
+        RetrySchedule::default(),
+    )
     .await;
-    let client = client(config(fake.base(""), None), RetrySchedule::default());
     let started = Instant::now();
     let err = client
         .send(&ctx(Duration::from_secs(60)), get("/contacts/c1"))

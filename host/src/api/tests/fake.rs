@@ -312,3 +312,10 @@ impl Capture {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
+
+/// A fake answering from `script` and a client of API `hl` on it (no token) with `schedule`.
+pub async fn fake_client(script: Vec<Reply>, schedule: RetrySchedule) -> (Fake, ApiClient) {
+    let fake = Fake::start(script).await;
+    let client = client(config(fake.base(""), None), schedule);
+    (fake, client)
+}

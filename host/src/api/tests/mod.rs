@@ -6,7 +6,7 @@ mod batch;
 mod breaker;
 mod cache;
 mod client;
-mod fake;
+pub(crate) mod fake;
 mod metrics;
 mod pacing;
 mod pages;

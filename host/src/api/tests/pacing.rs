@@ -10,7 +10,9 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::fake::{Fake, Reply, Seen, as_caller, client, config, ctx, get, quick_schedule};
+use super::fake::{
+    Fake, Reply, Seen, as_caller, client, config, ctx, fake_client, get, quick_schedule,
+};
 use crate::{
     api::{ApiClient, ApiError, CallContext, RetrySchedule},
     config::RateLimit,
@@ -215,8 +217,7 @@ async fn without_pacing_the_fake_does_refuse() {
 
 #[tokio::test]
 async fn unpaced_apis_send_at_once() {
-    let fake = Fake::start(vec![]).await;
-    let client = client(config(fake.base(""), None), quick_schedule());
+    let (fake, client) = fake_client(vec![], quick_schedule()).await;
     let results = burst(&client, &ctx(Duration::from_secs(10)), 20).await;
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(fake.count(), 20);

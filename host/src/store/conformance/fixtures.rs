@@ -179,6 +179,23 @@ pub(super) async fn claim_slots<S: Store>(
         .expect("claim with slots")
 }
 
+/// Completes `id`'s first attempt as succeeded under `lease`; the store's answer, so a test
+/// can expect either acceptance or `LeaseLost`.
+pub(super) async fn complete_first<S: Store>(
+    store: &S,
+    id: &DeliveryId,
+    lease: &crate::store::LeaseToken,
+) -> Result<(), crate::store::StoreError> {
+    store
+        .complete(
+            id,
+            lease,
+            crate::store::Completion::Succeeded,
+            attempt_record(1, "succeeded", None),
+        )
+        .await
+}
+
 /// Completes `claimed` with `completion` and a matching attempt record.
 pub(super) async fn finish<S: Store>(
     store: &S,

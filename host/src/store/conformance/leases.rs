@@ -116,14 +116,7 @@ pub async fn lease_hides_a_claimed_delivery_until_it_expires<S: Store>(store: S)
 
     let id = &lapsing[0];
     assert_lease_lost(
-        store
-            .complete(
-                id,
-                &first[0].lease,
-                Completion::Succeeded,
-                attempt_record(1, "succeeded", None),
-            )
-            .await,
+        complete_first(&store, id, &first[0].lease).await,
         id,
         "completing with the expired token",
     );
@@ -189,14 +182,7 @@ pub async fn stale_token_is_lease_lost_and_writes_nothing<S: Store>(store: S) {
     let stranger = LeaseToken::generate();
 
     assert_lease_lost(
-        store
-            .complete(
-                claimed_id,
-                &stranger,
-                Completion::Succeeded,
-                attempt_record(1, "succeeded", None),
-            )
-            .await,
+        complete_first(&store, claimed_id, &stranger).await,
         claimed_id,
         "completing with a wrong token",
     );
@@ -219,14 +205,7 @@ pub async fn stale_token_is_lease_lost_and_writes_nothing<S: Store>(store: S) {
     );
     let unknown = DeliveryId::new("no-such-delivery");
     assert_lease_lost(
-        store
-            .complete(
-                &unknown,
-                &stranger,
-                Completion::Succeeded,
-                attempt_record(1, "succeeded", None),
-            )
-            .await,
+        complete_first(&store, &unknown, &stranger).await,
         &unknown,
         "completing an unknown delivery",
     );
@@ -243,24 +222,11 @@ pub async fn stale_token_is_lease_lost_and_writes_nothing<S: Store>(store: S) {
     assert_eq!(p.state, DeliveryState::Pending);
     assert!(p.attempts.is_empty());
 
-    store
-        .complete(
-            claimed_id,
-            &got[0].lease,
-            Completion::Succeeded,
-            attempt_record(1, "succeeded", None),
-        )
+    complete_first(&store, claimed_id, &got[0].lease)
         .await
         .expect("the holder completes");
     assert_lease_lost(
-        store
-            .complete(
-                claimed_id,
-                &got[0].lease,
-                Completion::Succeeded,
-                attempt_record(1, "succeeded", None),
-            )
-            .await,
+        complete_first(&store, claimed_id, &got[0].lease).await,
         claimed_id,
         "completing twice",
     );
