@@ -67,6 +67,9 @@ pub(super) enum Verdict {
     Hold,
 }
 
+/// Each API's verdict of one rule.
+pub(super) type Verdicts = Vec<(String, Verdict)>;
+
 /// Error-rate and auth-failure windows per API.
 #[derive(Debug)]
 pub(super) struct Rules {
@@ -151,10 +154,7 @@ impl Rules {
 
     /// Every API's current verdicts, for the periodic check that resolves rules after
     /// traffic stopped: (error-rate verdicts, auth verdicts).
-    pub(super) fn evaluate(
-        &mut self,
-        now_ms: i64,
-    ) -> (Vec<(String, Verdict)>, Vec<(String, Verdict)>) {
+    pub(super) fn evaluate(&mut self, now_ms: i64) -> (Verdicts, Verdicts) {
         let apis: Vec<String> = self.errors.keys().cloned().collect();
         let errors = apis
             .into_iter()
