@@ -1,6 +1,7 @@
 //! Command-line interface: parses arguments and runs the chosen command.
 
 mod build;
+mod check;
 mod dev;
 mod init;
 mod mock_api;
@@ -51,7 +52,8 @@ pub enum Command {
     Test(plugin_test::TestArgs),
     /// Sign a body the way a source's sender does and post it; prints the answer.
     Send(send::SendArgs),
-    /// Validate the config file and exit.
+    /// Validate the config file and every plugin (manifest, component, world, imports, the APIs
+    /// and sources it names); exits non-zero with a line per problem.
     Check {
         /// The config file.
         #[arg(long, short, default_value = "wasmhook.toml", env = "WASMHOOK_CONFIG")]
@@ -80,16 +82,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Build(args) => build::run(args),
         Command::Test(args) => plugin_test::run(args),
         Command::Send(args) => send::run(args),
-        Command::Check { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Check { config } => check::run(&config),
         Command::Deliveries(args) => admin(admin_client::run_deliveries(args)),
         Command::Replay(args) => admin(admin_client::run_replay(args)),
         Command::Purge(args) => admin(admin_client::run_purge(args)),

@@ -221,6 +221,36 @@ pub fn install(plugins_dir: &Path, wasm: &Path, name: &str, manifest: &str) {
     );
 }
 
+/// A rebuilt variant of the component `wasm`: the same code with a custom section named
+/// `wasmhook-test-variant` holding `label` appended, written to `out`. Behaviour is unchanged
+/// but the bytes (and so the SHA-256) differ, as after a rebuild, so the host must compile it.
+pub fn variant(wasm: &Path, label: &str, out: &Path) -> PathBuf {
+    let mut bytes = fs::read(wasm).unwrap_or_else(|e| panic!("reading {}: {e}", wasm.display()));
+    let name = b"wasmhook-test-variant";
+    let mut payload = Vec::new();
+    leb128(&mut payload, name.len());
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(label.as_bytes());
+    bytes.push(0); // custom section id
+    leb128(&mut bytes, payload.len());
+    bytes.extend_from_slice(&payload);
+    fs::write(out, &bytes).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+    out.to_path_buf()
+}
+
+/// Appends `n` as unsigned LEB128, the wasm binary format's integer encoding.
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
 /// Builds every plugin workspace; returns the directory holding the `.wasm` files.
 fn build_all() -> PathBuf {
     let root = repo_root();
@@ -306,6 +336,19 @@ mod tests {
                 path.display()
             );
         }
+    }
+
+    #[test]
+    fn leb128_encodes_like_the_wasm_spec() {
+        let enc = |n| {
+            let mut out = Vec::new();
+            leb128(&mut out, n);
+            out
+        };
+        assert_eq!(enc(0), [0]);
+        assert_eq!(enc(127), [0x7f]);
+        assert_eq!(enc(128), [0x80, 0x01]);
+        assert_eq!(enc(624_485), [0xe5, 0x8e, 0x26]);
     }
 
     #[test]

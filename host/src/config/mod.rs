@@ -121,6 +121,15 @@ pub struct PluginsConfig {
     pub retry_max: Duration,
     /// How often idle workers look for due deliveries (new events wake them at once). Default 250 ms.
     pub poll_interval: Duration,
+    /// The on-disk compile cache (created `0700`; refused if others may write to it). Default
+    /// `compile-cache` next to the SQLite file.
+    pub cache_dir: PathBuf,
+    /// Reload plugins on file-system events in `dir`. Default true.
+    pub watch: bool,
+    /// Quiet time after the last file-system event before reloading. Default 25 ms.
+    pub reload_debounce: Duration,
+    /// How often `dir` is rescanned for changes regardless of events. Default 30 s.
+    pub rescan_interval: Duration,
 }
 
 /// `[telemetry]`.
@@ -190,6 +199,14 @@ mod tests {
         assert!(!config.storage.keep_payloads);
         assert_eq!(config.storage.gc_interval, Duration::from_secs(60));
         assert_eq!(config.plugins.dir, Path::new("conf/plugins"));
+        assert_eq!(
+            config.plugins.cache_dir,
+            Path::new("conf/data/compile-cache"),
+            "the compile cache lives beside the store"
+        );
+        assert!(config.plugins.watch);
+        assert_eq!(config.plugins.reload_debounce, Duration::from_millis(25));
+        assert_eq!(config.plugins.rescan_interval, Duration::from_secs(30));
         let source = config.source("highlevel").unwrap();
         let SchemeConfig::HighLevel(hl) = &source.scheme else {
             panic!("the example's highlevel source is not highlevel")

@@ -65,6 +65,10 @@ pub struct RawPlugins {
     pub retry_base: Option<String>,
     pub retry_max: Option<String>,
     pub poll_interval: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub watch: Option<bool>,
+    pub reload_debounce: Option<String>,
+    pub rescan_interval: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

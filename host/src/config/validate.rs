@@ -238,7 +238,32 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             raw.plugins.poll_interval.as_deref(),
             Duration::from_millis(250),
         ),
+        cache_dir: match &raw.plugins.cache_dir {
+            Some(dir) => c.path(dir),
+            // Beside the data it belongs with: the SQLite file's folder.
+            None => {
+                let StoreUrl::Sqlite(db) = &storage.url;
+                db.parent().unwrap_or(Path::new(".")).join("compile-cache")
+            }
+        },
+        watch: raw.plugins.watch.unwrap_or(true),
+        reload_debounce: c.duration(
+            "plugins.reload_debounce",
+            raw.plugins.reload_debounce.as_deref(),
+            Duration::from_millis(25),
+        ),
+        rescan_interval: c.duration(
+            "plugins.rescan_interval",
+            raw.plugins.rescan_interval.as_deref(),
+            Duration::from_secs(30),
+        ),
     };
+    if plugins.rescan_interval.is_zero() {
+        c.problem(
+            "plugins.rescan_interval",
+            "must be longer than zero, e.g. \"30s\"",
+        );
+    }
     if plugins.workers == 0 {
         c.problem("plugins.workers", "must be at least 1");
     }

@@ -23,9 +23,6 @@ use crate::{
     store::{AttemptRecord, Claimed, Completion, Store, StoreError},
 };
 
-/// How long a delivery whose plugin is not loaded waits before it is looked at again.
-const MISSING_PLUGIN_RECHECK: Duration = Duration::from_secs(10);
-
 pub(super) async fn run(deps: &Deps, inflight: &InFlight, claimed: Claimed) {
     inflight.start(Running {
         delivery: claimed.delivery.clone(),
@@ -54,9 +51,10 @@ async fn run_in_span(deps: &Deps, claimed: Claimed) {
     let started = Instant::now();
     let Some(plugin) = deps.plugins.current().get(&claimed.plugin) else {
         // Unloaded between the claim and now (a hot reload removed it): not the delivery's
-        // fault, so it waits without spending an attempt.
+        // fault, so it waits without spending an attempt. It is due at once, but claims only
+        // ask for loaded plugins, so it waits, unclaimed, until its plugin returns.
         tracing::warn!("plugin is not loaded; the delivery waits for it");
-        let at_ms = now_ms() + MISSING_PLUGIN_RECHECK.as_millis() as i64;
+        let at_ms = now_ms();
         let note = format!("waiting: plugin {} is not loaded", claimed.plugin);
         if let Err(e) = deps
             .store

@@ -17,7 +17,7 @@ use std::{
 use crate::{
     ids::PluginName,
     plugins::{Manifest, ManifestError},
-    runtime::{LoadedPlugin, Runtime, RuntimeError},
+    runtime::{LoadedPlugin, Loader, RuntimeError},
     store::NewDelivery,
 };
 
@@ -145,8 +145,8 @@ pub enum LoadError {
 /// Loads every `name.toml` + `name.wasm` pair in `dir`. Failures are returned alongside the
 /// plugins that loaded and never stop the others. They are returned, not logged: the caller
 /// decides how to report them (`serve` logs them, `check` prints them). Each loaded plugin is
-/// logged (name, events, SHA-256 prefix, compile time).
-pub async fn load_dir(runtime: &Runtime, dir: &Path) -> (PluginSet, Vec<LoadError>) {
+/// logged (name, events, SHA-256 prefix, whether it was compiled or cached, load time).
+pub async fn load_dir(loader: &Loader, dir: &Path) -> (PluginSet, Vec<LoadError>) {
     let mut errors = Vec::new();
     let (manifests, orphans) = match scan(dir) {
         Ok(found) => found,
@@ -172,7 +172,7 @@ pub async fn load_dir(runtime: &Runtime, dir: &Path) -> (PluginSet, Vec<LoadErro
             errors.push(LoadError::MissingComponent { manifest, wasm });
             continue;
         }
-        match load_pair(runtime, &manifest, &wasm).await {
+        match load_pair(loader, &manifest, &wasm).await {
             Ok(plugin) => plugins.push(Arc::new(plugin)),
             Err(e) => errors.push(e),
         }
@@ -182,7 +182,7 @@ pub async fn load_dir(runtime: &Runtime, dir: &Path) -> (PluginSet, Vec<LoadErro
 
 /// Loads one plugin: reads and validates `manifest`, then compiles `wasm` on a blocking thread.
 pub async fn load_pair(
-    runtime: &Runtime,
+    loader: &Loader,
     manifest: &Path,
     wasm: &Path,
 ) -> Result<LoadedPlugin, LoadError> {
@@ -193,8 +193,8 @@ pub async fn load_pair(
             path: wasm.to_path_buf(),
             source,
         })?;
-    let task_runtime = runtime.clone();
-    let plugin = tokio::task::spawn_blocking(move || task_runtime.load(manifest, &bytes))
+    let task_loader = loader.clone();
+    let plugin = tokio::task::spawn_blocking(move || task_loader.load(manifest, &bytes))
         .await
         .map_err(|e| LoadError::Task {
             path: wasm.to_path_buf(),
@@ -220,7 +220,8 @@ pub async fn load_pair(
         plugin = %plugin.manifest.name,
         events = %events.join(","),
         sha256 = %plugin.sha256.get(..12).unwrap_or(&plugin.sha256),
-        compile_ms = plugin.compile_time.as_millis() as u64,
+        compiled = plugin.compiled,
+        load_ms = plugin.compile_time.as_millis() as u64,
         "plugin loaded"
     );
     Ok(plugin)

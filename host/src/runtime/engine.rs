@@ -5,7 +5,7 @@
 //! calls the host still reaches its deadline; the ticker thread runs while any `Runtime` clone
 //! is alive and exits when the last one drops (its channel disconnects).
 
-use std::{sync::mpsc, thread, time::Duration};
+use std::{path::PathBuf, sync::mpsc, thread, time::Duration};
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -24,6 +24,8 @@ pub struct EngineOptions {
     pub epoch_tick: Duration,
     /// Try the pooling allocator first (falls back to on-demand if it cannot be built).
     pub pooling: bool,
+    /// Folder of the on-disk compile cache; `None` compiles every plugin at every load.
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -33,6 +35,7 @@ impl Default for EngineOptions {
             max_wasm_stack: 512 * 1024,
             epoch_tick: Duration::from_millis(10),
             pooling: true,
+            compile_cache: None,
         }
     }
 }

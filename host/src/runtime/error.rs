@@ -10,6 +10,9 @@ pub enum RuntimeError {
     /// The engine, linker or epoch thread could not be set up.
     #[error("plugin runtime setup failed: {0}")]
     Engine(String),
+    /// The compile cache folder cannot be used.
+    #[error(transparent)]
+    Cache(#[from] super::CacheError),
     /// The bytes are not a valid component (or not a component at all).
     #[error("compile failed: {0}")]
     Compile(String),

@@ -12,9 +12,11 @@
 //!
 //! Layout: `engine` (config, pool, epoch ticker), `bindings` (the one `bindgen!`), `state`
 //! (per-delivery host state), `limits`, `logs` + `output` (log capture), `host_*` (the imports),
-//! `imports` (load-time checks), `invoke` (one delivery).
+//! `imports` (load-time checks), `loader` (compile or cache, check, pre-instantiate), `cache`
+//! (the on-disk compile cache), `invoke` (one delivery).
 
 mod bindings;
+mod cache;
 mod engine;
 mod error;
 mod host_api;
@@ -25,6 +27,7 @@ mod host_pages;
 mod imports;
 mod invoke;
 mod limits;
+mod loader;
 mod logs;
 mod output;
 mod state;
@@ -38,14 +41,12 @@ mod tests;
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use sha2::{Digest, Sha256};
-use wasmtime::{
-    Engine,
-    component::{Component, HasSelf, Linker},
-};
+use wasmtime::Engine;
 
+pub use cache::{CacheError, CompileCache};
 pub use engine::{Allocator, EngineOptions};
 pub use error::RuntimeError;
+pub use loader::Loader;
 
 use self::{bindings::PluginPre, engine::EpochTicker, state::State};
 use crate::{
@@ -70,8 +71,10 @@ pub struct LoadedPlugin {
     pub manifest: Manifest,
     /// SHA-256 of the component bytes, lower-case hex.
     pub sha256: String,
-    /// How long compiling and linking took.
+    /// How long loading took: compiling (or reading the compile cache) and linking.
     pub compile_time: Duration,
+    /// Whether it was compiled now rather than taken from the compile cache.
+    pub compiled: bool,
     pre: PluginPre<State>,
     /// Shared with every delivery's state, so a delivery does not copy the manifest's grants.
     capabilities: Arc<Capabilities>,
@@ -158,7 +161,7 @@ pub struct Runtime {
 
 struct Inner {
     engine: Engine,
-    linker: Linker<State>,
+    loader: Loader,
     services: Arc<Services>,
     allocator: Allocator,
     // Declared last: dropped (and its thread joined) after everything else.
@@ -177,16 +180,12 @@ impl Runtime {
         options: EngineOptions,
     ) -> Result<Runtime, RuntimeError> {
         let (engine, allocator) = engine::build(&options)?;
-        let mut linker = Linker::<State>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Engine(format!("linking WASI: {e:#}")))?;
-        bindings::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError::Engine(format!("linking the plugin imports: {e:#}")))?;
+        let loader = Loader::new(engine.clone(), options.compile_cache.as_deref())?;
         let ticker = EpochTicker::start(engine.clone(), options.epoch_tick)?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
-                linker,
+                loader,
                 services: Arc::new(services),
                 allocator,
                 _ticker: ticker,
@@ -199,32 +198,14 @@ impl Runtime {
         self.inner.allocator
     }
 
-    /// Compiles `wasm`, checks its imports and exports, and pre-instantiates it.
-    ///
-    /// CPU-heavy (hundreds of milliseconds for a typical Rust plugin, seconds for Python or
-    /// JavaScript): call it on a blocking thread.
+    /// The loader: compiles (or takes from the compile cache), checks and pre-instantiates.
+    pub fn loader(&self) -> &Loader {
+        &self.inner.loader
+    }
+
+    /// Loads a plugin (see [`Loader::load`]). CPU-heavy: call it on a blocking thread.
     pub fn load(&self, manifest: Manifest, wasm: &[u8]) -> Result<LoadedPlugin, RuntimeError> {
-        let started = std::time::Instant::now();
-        let sha256 = hex::encode(Sha256::digest(wasm));
-        if !wasm.starts_with(b"\0asm") {
-            return Err(RuntimeError::Compile(
-                "not a WebAssembly file (no `\\0asm` header); is it half-written, or another \
-                 kind of file?"
-                    .into(),
-            ));
-        }
-        if is_core_module(wasm) {
-            return Err(RuntimeError::Compile(
-                "this is a core WebAssembly module, not a component; build the plugin for \
-                 wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
-                    .into(),
-            ));
-        }
-        let component = Component::new(&self.inner.engine, wasm)
-            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-        let mut plugin = self.link(manifest, component, sha256)?;
-        plugin.compile_time = started.elapsed();
-        Ok(plugin)
+        self.inner.loader.load(manifest, wasm)
     }
 
     /// Runs the plugin's `handle` on `event` in a fresh instance, within the manifest's timeout
@@ -237,36 +218,4 @@ impl Runtime {
     ) -> Invocation {
         invoke::run(&self.inner, plugin, event, delivery).await
     }
-
-    /// Checks and pre-instantiates a compiled component. Split from `load` so a component that
-    /// comes from elsewhere (the on-disk compile cache) goes through the same checks.
-    fn link(
-        &self,
-        manifest: Manifest,
-        component: Component,
-        sha256: String,
-    ) -> Result<LoadedPlugin, RuntimeError> {
-        imports::check(&self.inner.engine, &component)?;
-        let instance_pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
-        let pre =
-            PluginPre::new(instance_pre).map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
-        Ok(LoadedPlugin {
-            capabilities: Arc::new(manifest.capabilities.clone()),
-            config: Arc::new(manifest.config.clone()),
-            manifest,
-            sha256,
-            compile_time: Duration::ZERO,
-            pre,
-        })
-    }
-}
-
-/// Whether `wasm` is a core module (layer 0) rather than a component (layer 1).
-fn is_core_module(wasm: &[u8]) -> bool {
-    // Header: `\0asm`, then a 16-bit version and a 16-bit layer, little-endian.
-    wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[6..8] == [0, 0]
 }

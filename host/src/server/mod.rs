@@ -25,8 +25,8 @@ use crate::{
     api::ApiClient,
     config::Config,
     dispatch::{Deps, Dispatcher},
-    plugins::{SharedPlugins, registry},
-    runtime::{Runtime, Services},
+    plugins::{Reloader, SharedPlugins, WatchOptions, watch},
+    runtime::{EngineOptions, Runtime, Services},
     sources::{LiveSources, Sources},
     store::{
         AnyStore, StoreOptions,
@@ -64,13 +64,28 @@ pub async fn run(
     .await
     .context("opening the store")?;
     let api = ApiClient::new(&config.apis).context("building the API client")?;
-    let runtime = Runtime::new(Services {
-        store: store.clone(),
-        api: api.clone(),
-    })
+    let runtime = Runtime::with_options(
+        Services {
+            store: store.clone(),
+            api: api.clone(),
+        },
+        EngineOptions {
+            compile_cache: Some(config.plugins.cache_dir.clone()),
+            ..EngineOptions::default()
+        },
+    )
     .context("starting the plugin runtime")?;
-    let (set, problems) = registry::load_dir(&runtime, &config.plugins.dir).await;
-    for problem in &problems {
+    // The start-up load is the first reconcile; the watcher then keeps the set in line with
+    // the folder.
+    let plugins = SharedPlugins::default();
+    let mut plugin_reloader = Reloader::new(
+        runtime.loader().clone(),
+        config.plugins.dir.clone(),
+        plugins.clone(),
+    )
+    .checking_names_against(config.clone());
+    let report = plugin_reloader.reconcile().await;
+    for problem in &report.problems {
         crate::alerts::raise(
             crate::alerts::AlertKind::PluginLoad,
             "plugin skipped",
@@ -78,12 +93,12 @@ pub async fn run(
         );
     }
     tracing::info!(
-        loaded = set.len(),
-        skipped = problems.len(),
+        loaded = plugins.current().len(),
+        skipped = report.problems.len(),
+        compiled = runtime.loader().compiles(),
         dir = %config.plugins.dir.display(),
         "plugins loaded"
     );
-    let plugins = SharedPlugins::new(set);
     let sources = Arc::new(LiveSources::new(
         Sources::from_config(&config.sources).context("configuring sources")?,
     ));
@@ -135,11 +150,21 @@ pub async fn run(
         shutting_down: shutting_down.clone(),
         token: admin_token,
         wake: wake.clone(),
-        plugins: plugins.clone(),
+        plugins: Some(plugins),
         apis: config.apis.keys().cloned().collect(),
     });
 
     // Started last, once nothing above can fail, so an early error leaves no task behind.
+    let (watch_stop, watch_stopped) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(watch::run(
+        plugin_reloader,
+        WatchOptions {
+            events: config.plugins.watch,
+            debounce: config.plugins.reload_debounce,
+            rescan: config.plugins.rescan_interval,
+        },
+        watch_stopped,
+    ));
     let (gc_stop, gc_stopped) = tokio::sync::watch::channel(false);
     let collector = tokio::spawn(retention::run(
         store.clone(),
@@ -198,6 +223,9 @@ pub async fn run(
         ),
     );
     reloader.abort();
+    let _ = watch_stop.send(true);
+    // A reconcile in progress finishes first (it may be compiling); nothing waits on it.
+    drop(watcher);
     tracing::info!("listeners closed; finishing running deliveries");
     dispatcher.shutdown(SHUTDOWN_GRACE).await;
     let _ = gc_stop.send(true);

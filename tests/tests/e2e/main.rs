@@ -4,7 +4,9 @@
 
 mod alerts;
 mod api;
+mod check;
 mod common;
+mod compile_cache;
 mod config_cli;
 mod crash;
 mod engine;
@@ -23,6 +25,7 @@ mod monitoring_support;
 mod newcomer;
 mod python;
 mod quota;
+mod reload;
 mod sandbox;
 mod schemes;
 mod secrets;

@@ -18,9 +18,22 @@ async fn an_exhausted_daily_quota_defers_the_delivery_to_the_reset_without_spend
     let signer = HighLevelSigner::new();
     let fake = FakeApi::start().await;
     let path = format!("/contacts/{CONTACT_ID}/tags");
-    // The reset is 3 s away, in epoch seconds as HighLevel sends it: longer than the plugin's
-    // 1 s timeout, so the host cannot wait it out inside the attempt.
-    let reset_ms = (now_ms() / 1000 + 3) * 1000;
+    let manifest = tagger_manifest()
+        .replace("timeout = \"10s\"", "timeout = \"1s\"")
+        .replace("max_attempts = 5", "max_attempts = 1");
+    assert!(manifest.contains("max_attempts = 1") && manifest.contains("timeout = \"1s\""));
+    // The only plugin calling the API, so every request the fake sees is this delivery's.
+    let server = TestServer::builder()
+        .api("highlevel", &fake)
+        .highlevel(&signer)
+        .plugin("contact-tagger", &tagger_wasm(), &manifest)
+        .spawn()
+        .await;
+    // The reset is 4-5 s away, in epoch seconds as HighLevel sends it: longer than the plugin's
+    // 1 s timeout, so the host cannot wait it out inside the attempt. Set only now, after the
+    // server has started (compiling the plugin takes seconds on a busy machine), so the reset is
+    // still ahead when the call is made.
+    let reset_ms = (now_ms() / 1000 + 5) * 1000;
     fake.on(
         Method::POST,
         &path,
@@ -34,17 +47,6 @@ async fn an_exhausted_daily_quota_defers_the_delivery_to_the_reset_without_spend
             r#"{"message":"daily limit reached"}"#.into(),
         ),
     );
-    let manifest = tagger_manifest()
-        .replace("timeout = \"10s\"", "timeout = \"1s\"")
-        .replace("max_attempts = 5", "max_attempts = 1");
-    assert!(manifest.contains("max_attempts = 1") && manifest.contains("timeout = \"1s\""));
-    // The only plugin calling the API, so every request the fake sees is this delivery's.
-    let server = TestServer::builder()
-        .api("highlevel", &fake)
-        .highlevel(&signer)
-        .plugin("contact-tagger", &tagger_wasm(), &manifest)
-        .spawn()
-        .await;
     let (webhook_id, body) = contact_create();
     assert_eq!(server.post_highlevel(&signer, &body).await.status(), 200);
 

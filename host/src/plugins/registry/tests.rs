@@ -13,8 +13,7 @@ fn manifest_text(name: &str) -> String {
 
 #[tokio::test]
 async fn loads_good_pairs_and_reports_every_broken_file() {
-    let store_dir = tempfile::tempdir().unwrap();
-    let runtime = test_support::runtime(test_support::services(store_dir.path()).await);
+    let loader = Loader::standalone().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ok = test_support::component(test_support::OK);
 
@@ -49,7 +48,7 @@ async fn loads_good_pairs_and_reports_every_broken_file() {
     );
     write(dir.path(), "README.md", b"not a plugin");
 
-    let (set, errors) = load_dir(&runtime, dir.path()).await;
+    let (set, errors) = load_dir(&loader, dir.path()).await;
 
     assert_eq!(set.len(), 1);
     let good = set.get(&PluginName::new("good")).expect("good is loaded");
@@ -75,10 +74,10 @@ async fn loads_good_pairs_and_reports_every_broken_file() {
 
 #[tokio::test]
 async fn a_missing_folder_is_reported() {
-    let store_dir = tempfile::tempdir().unwrap();
-    let runtime = test_support::runtime(test_support::services(store_dir.path()).await);
-    let missing = store_dir.path().join("no-such-folder");
-    let (set, errors) = load_dir(&runtime, &missing).await;
+    let parent = tempfile::tempdir().unwrap();
+    let loader = Loader::standalone().unwrap();
+    let missing = parent.path().join("no-such-folder");
+    let (set, errors) = load_dir(&loader, &missing).await;
     assert!(set.is_empty());
     assert!(matches!(errors.as_slice(), [LoadError::ReadDir { .. }]));
     assert!(errors[0].to_string().contains("no-such-folder"));
@@ -86,8 +85,7 @@ async fn a_missing_folder_is_reported() {
 
 #[tokio::test]
 async fn one_pair_loads_on_its_own() {
-    let store_dir = tempfile::tempdir().unwrap();
-    let runtime = test_support::runtime(test_support::services(store_dir.path()).await);
+    let loader = Loader::standalone().unwrap();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "solo.toml", manifest_text("solo").as_bytes());
     write(
@@ -96,7 +94,7 @@ async fn one_pair_loads_on_its_own() {
         &test_support::component(test_support::OK),
     );
     let plugin = load_pair(
-        &runtime,
+        &loader,
         &dir.path().join("solo.toml"),
         &dir.path().join("solo.wasm"),
     )
@@ -105,7 +103,7 @@ async fn one_pair_loads_on_its_own() {
     assert_eq!(plugin.manifest.name.as_str(), "solo");
 
     let err = load_pair(
-        &runtime,
+        &loader,
         &dir.path().join("solo.toml"),
         &dir.path().join("absent.wasm"),
     )
