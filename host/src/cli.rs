@@ -71,6 +71,9 @@ pub enum Command {
     Tokens(admin_client::TokensArgs),
     /// Re-seal stored credentials under a new master key (admin API), or make a key.
     Keys(admin_client::KeysArgs),
+    /// A live summary: per plugin its last hour, per API its health, installations needing
+    /// action, open alerts (admin API).
+    Status(admin_client::StatusArgs),
 }
 
 /// Runs the parsed command.
@@ -90,6 +93,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Erase(args) => admin(admin_client::run_erase(args)),
         Command::Tokens(args) => admin(admin_client::run_tokens(args)),
         Command::Keys(args) => admin(admin_client::run_keys(args)),
+        Command::Status(args) => admin(admin_client::run_status(args)),
     }
 }
 

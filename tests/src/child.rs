@@ -153,7 +153,8 @@ impl ChildServer {
     }
 }
 
-/// Parses the `wasmhook listening` log line (`public_addr=... admin_addr=...`).
+/// Parses the `wasmhook listening` log line (`public_addr=... admin_addr=...`, or its JSON
+/// form `"public_addr":"...","admin_addr":"..."`).
 fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     if !line.contains("wasmhook listening") {
         return None;
@@ -167,5 +168,6 @@ fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
             .next()?;
         value.parse().ok()
     };
-    Some((field("public_addr=")?, field("admin_addr=")?))
+    let either = |name: &str| field(&format!("{name}=")).or_else(|| field(&format!("{name}\":")));
+    Some((either("public_addr")?, either("admin_addr")?))
 }

@@ -287,7 +287,7 @@ pub async fn run_erase(args: EraseArgs) -> Result<String, AdminClientError> {
     })
 }
 
-fn to_json(value: &impl serde::Serialize) -> String {
+pub(super) fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 

@@ -1,4 +1,4 @@
-//! The operators' commands (`wasmhook deliveries|replay|purge|erase|tokens|keys`): a small HTTP client of a
+//! The operators' commands (`wasmhook deliveries|replay|purge|erase|tokens|keys|status`): a small HTTP client of a
 //! running server's admin API (see `server::admin`).
 //!
 //! Where the server is and how to authenticate, first match wins:
@@ -12,6 +12,7 @@
 mod commands;
 mod credentials;
 mod parse;
+mod status;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -24,6 +25,7 @@ pub use commands::{
 };
 pub use credentials::{KeysArgs, TokensArgs, run_keys, run_tokens};
 pub use parse::{parse_rate, parse_since};
+pub use status::{StatusArgs, run_status};
 
 use crate::{config::Config, secret::Secret};
 

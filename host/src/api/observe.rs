@@ -9,7 +9,10 @@
 //! `wasmhook_api_breaker_open{api}` (gauge), `wasmhook_api_breaker_rejections_total{api}`,
 //! `wasmhook_api_cache_total{api, result}` (hit, miss, bypass), `wasmhook_api_cache_bytes{api}`,
 //! `wasmhook_api_cache_evictions_total{api, reason}`, `wasmhook_api_auth_failures_total{api}` and
-//! `wasmhook_api_token_refreshes_total{api, result}`. Tokens and bodies are never logged.
+//! `wasmhook_api_token_refreshes_total{api, result}`, and the last rate-limit headroom seen,
+//! `wasmhook_api_ratelimit_remaining{api}` and `wasmhook_api_ratelimit_daily_remaining{api}`.
+//! Every attempt also feeds the alert rules (`alerts::api_attempt`). Tokens and bodies are never
+//! logged.
 
 use std::time::Duration;
 
@@ -103,6 +106,23 @@ pub fn attempt(call: Call<'_>, attempt: &Attempt<'_>, error: Option<&ApiError>) 
     .increment(1);
     metrics::histogram!("wasmhook_api_request_seconds", "api" => call.api.to_string())
         .record(attempt.latency.as_secs_f64());
+    if let Some(remaining) = seen
+        .remaining
+        .as_deref()
+        .and_then(|r| r.parse::<f64>().ok())
+    {
+        metrics::gauge!("wasmhook_api_ratelimit_remaining", "api" => call.api.to_string())
+            .set(remaining);
+    }
+    if let Some(daily) = seen
+        .daily_remaining
+        .as_deref()
+        .and_then(|r| r.parse::<f64>().ok())
+    {
+        metrics::gauge!("wasmhook_api_ratelimit_daily_remaining", "api" => call.api.to_string())
+            .set(daily);
+    }
+    crate::alerts::api_attempt(call.api, class);
     if !attempt.paced.is_zero() {
         metrics::histogram!("wasmhook_api_pacing_wait_seconds", "api" => call.api.to_string())
             .record(attempt.paced.as_secs_f64());
@@ -139,27 +159,25 @@ pub fn gave_up(call: Call<'_>, attempts: u32, error: &ApiError) {
     );
     crate::alerts::raise(
         crate::alerts::AlertKind::ApiGaveUp,
-        &format!("{}/{}", call.plugin, call.api),
+        call.api,
         &format!(
-            "{} {} failed after {attempts} attempts: {error}",
-            call.method, call.template
+            "{} {} of plugin {} failed after {attempts} attempts: {error}",
+            call.method, call.template, call.plugin
         ),
     );
 }
 
-/// Reports a final 401/403 (a 401 only after its one refresh failed or did not help): counted
-/// and alerted, the installation may need re-authorisation.
+/// Reports a final 401/403 (a 401 only after its one refresh failed or did not help): logged,
+/// counted, and fed to the auth-failure rule, which alerts on a run of them.
 pub fn auth_failed(call: Call<'_>, status: u16) {
+    tracing::warn!(
+        plugin = %call.plugin, tenant = %call.tenant, api = call.api,
+        method = %call.method, path = call.template, status,
+        "api refused the credential; the installation may need re-authorisation"
+    );
     metrics::counter!("wasmhook_api_auth_failures_total", "api" => call.api.to_string())
         .increment(1);
-    crate::alerts::raise(
-        crate::alerts::AlertKind::AuthFailure,
-        &format!("{}/{}", call.api, call.tenant),
-        &format!(
-            "{} {} answered {status}; the installation may need re-authorisation",
-            call.method, call.template
-        ),
-    );
+    crate::alerts::auth_failure(call.api);
 }
 
 /// Reports a credential refresh after a 401: `error` is None when it produced a new one.

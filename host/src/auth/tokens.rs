@@ -222,6 +222,11 @@ impl StoredTokens {
             .await?
             .ok_or(SetStaticError::Raced)?;
         self.forget(api, tenant);
+        alerts::resolve(
+            AlertKind::TokenAge,
+            &format!("api {api} tenant {tenant}"),
+            "a new static token was set",
+        );
         Ok(opened)
     }
 
@@ -386,6 +391,11 @@ impl StoredTokens {
                         AuthError::Unavailable("the minted token was not stored".into())
                     })?;
                 self.remember(&(api.clone(), location.clone()), &opened);
+                alerts::resolve(
+                    AlertKind::TokenRefresh,
+                    &format!("api {api} tenant {location}"),
+                    "a location token was minted",
+                );
                 tracing::info!(api = %api, tenant = %location, "minted a location token from its company's token");
                 Ok(Some(opened.access))
             }
@@ -494,6 +504,11 @@ impl StoredTokens {
                         })?,
                 };
                 self.remember(&key, &stored);
+                alerts::resolve(
+                    AlertKind::TokenRefresh,
+                    &format!("api {api} tenant {tenant}"),
+                    "the token was refreshed",
+                );
                 Ok(stored.access)
             }
             Err(GrantError::Definitive { status, code }) => {

@@ -4,6 +4,7 @@
 //! them (`"10s"`, `"32MiB"`); secrets are referenced by env var or file, never inlined.
 //! `wasmhook.example.toml` at the repository root documents every field and its default.
 
+mod alerts;
 mod apis;
 mod credentials;
 mod error;
@@ -16,6 +17,7 @@ mod validate_sources;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
+pub use alerts::{AlertWebhook, AlertsConfig};
 pub use apis::{
     ApiConfig, BreakerConfig, CacheRule, DEFAULT_CACHE_MAX, DEFAULT_CACHE_TTL, DEFAULT_MAX_PAGES,
     DEFAULT_PAGE_LIMIT, RateLimit, default_cache_rules,
@@ -44,6 +46,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub telemetry: TelemetryConfig,
     pub credentials: CredentialsConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// `[server]`: the public listener and its limits.
@@ -259,6 +262,15 @@ mod tests {
         );
         assert_eq!(credentials.overlap, defaults.overlap);
         assert_eq!(credentials.wait_recheck, defaults.wait_recheck);
+        let alerts = &config.alerts;
+        assert!(alerts.webhook.is_none(), "the example POSTs nowhere");
+        assert_eq!(alerts.api_error_rate, 0.5);
+        assert_eq!(alerts.api_error_window, Duration::from_secs(300));
+        assert_eq!(alerts.api_error_min_requests, 20);
+        assert_eq!(alerts.auth_failures, 3);
+        assert_eq!(alerts.auth_failure_window, Duration::from_secs(600));
+        assert_eq!(alerts.queue_age, Duration::from_secs(300));
+        assert_eq!(alerts.check_interval, Duration::from_secs(15));
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub telemetry: RawTelemetry,
     #[serde(default)]
+    pub alerts: super::alerts::RawAlerts,
+    #[serde(default)]
     pub sources: Vec<RawSource>,
     #[serde(default)]
     pub apis: BTreeMap<String, RawApi>,

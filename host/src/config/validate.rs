@@ -10,6 +10,7 @@ use std::{
 use super::{
     AdminConfig, Config, ConfigError, LogFormat, PluginsConfig, Problem, ServerConfig,
     SourceConfig, StorageConfig, StoreUrl, TelemetryConfig,
+    alerts::validate_alerts,
     apis::validate_api,
     credentials::validate_credentials,
     raw::{RawConfig, RawPublicKey, RawSecret},
@@ -288,6 +289,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     };
 
     let credentials = validate_credentials(&mut c, raw.credentials);
+    let alerts = validate_alerts(&mut c, raw.alerts);
 
     let mut apis = BTreeMap::new();
     for (name, api) in raw.apis {
@@ -334,6 +336,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             admin,
             telemetry,
             credentials,
+            alerts,
         })
     } else {
         Err(ConfigError::Invalid {

@@ -172,6 +172,14 @@ async fn finish(deps: &Deps, claimed: &Claimed, started_at_ms: i64, invocation: 
         "outcome" => label
     )
     .increment(1);
+    if let Some(reason) = kill_reason(&invocation.outcome) {
+        metrics::counter!(
+            "wasmhook_plugin_kills_total",
+            "plugin" => claimed.plugin.to_string(),
+            "reason" => reason
+        )
+        .increment(1);
+    }
     let duration_ms = invocation.duration.as_millis() as u64;
     match (&completion, &error) {
         (Completion::Succeeded, _) => {
@@ -180,7 +188,12 @@ async fn finish(deps: &Deps, claimed: &Claimed, started_at_ms: i64, invocation: 
                 api_calls = invocation.api_calls,
                 memory_bytes = invocation.memory_bytes,
                 "delivery succeeded"
-            )
+            );
+            alerts::resolve(
+                AlertKind::DeliveryDead,
+                claimed.plugin.as_str(),
+                &format!("a delivery of event {} succeeded", claimed.event.id),
+            );
         }
         (Completion::Retry { at_ms }, error) => tracing::warn!(
             duration_ms,
@@ -199,9 +212,10 @@ async fn finish(deps: &Deps, claimed: &Claimed, started_at_ms: i64, invocation: 
             .increment(1);
         alerts::raise(
             AlertKind::DeliveryDead,
-            &format!("plugin {} delivery {}", claimed.plugin, claimed.delivery),
+            claimed.plugin.as_str(),
             &format!(
-                "event {} from {} for tenant {}: {} after {} attempt(s): {}",
+                "delivery {} of event {} from {} for tenant {}: {} after {} attempt(s): {}",
+                claimed.delivery,
                 claimed.event.id,
                 claimed.event.source,
                 claimed.event.tenant,
@@ -210,6 +224,16 @@ async fn finish(deps: &Deps, claimed: &Claimed, started_at_ms: i64, invocation: 
                 error.as_deref().unwrap_or("")
             ),
         );
+    }
+}
+
+/// Why the host stopped the plugin, if it did: its deadline (`deadline`) or its memory cap
+/// (`memory`).
+fn kill_reason(outcome: &Outcome) -> Option<&'static str> {
+    match outcome {
+        Outcome::Timeout => Some("deadline"),
+        Outcome::MemoryExceeded(_) => Some("memory"),
+        _ => None,
     }
 }
 

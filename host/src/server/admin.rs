@@ -1,4 +1,5 @@
-//! The admin listener (loopback by default): `/metrics` in Prometheus text format, `/readyz`,
+//! The admin listener (loopback by default): `/metrics` in Prometheus text format, `/readyz`
+//! (store reachable, plugins loaded, not shutting down),
 //! and the operators' API under `/admin/...` behind a bearer token compared in constant time.
 //! Without a configured token every `/admin` request is refused (deny by default).
 //!
@@ -11,6 +12,7 @@
 //! - `POST /admin/purge` `{plugin?, died_before_ms?}` delete dead deliveries
 //! - `POST /admin/erase` `{tenant, contact?}` remove what is held about a tenant or a contact
 //! - `/admin/tokens`, `/admin/keys/rotate`: credentials (see `admin_tokens`)
+//! - `GET /admin/status` the live summary of `wasmhook status` (see `server::status`)
 //!
 //! Errors are `{"error": {"code", "message"}}`: 404 `not_found`, 409 `wrong_state` /
 //! `payload_dropped`, 400 `bad_request`; store failures are a generic 500 and are logged.
@@ -33,7 +35,7 @@ use axum::{
 use subtle::ConstantTimeEq;
 
 use crate::{
-    ids::{DeliveryId, EventId, PluginName, TenantId},
+    ids::{ApiName, DeliveryId, EventId, PluginName, TenantId},
     plugins::{PluginSet, SharedPlugins},
     secret::Secret,
     store::{
@@ -53,10 +55,13 @@ pub struct AdminState {
     /// Wakes the dispatcher after a replay made deliveries due.
     pub wake: Arc<Notify>,
     /// The live plugins: a pending delivery of a plugin that is not loaded is listed with a note
-    /// saying that it waits for it. `None` adds no notes.
+    /// saying that it waits for it, and `/readyz` needs one loaded. `None` (tests of the API
+    /// alone) adds no notes and skips that readiness check.
     pub plugins: Option<SharedPlugins>,
     /// The credential store, for `/admin/tokens` and `/admin/keys/rotate`.
     pub tokens: Option<crate::auth::StoredTokens>,
+    /// The configured APIs, for `/admin/status`.
+    pub apis: Arc<[ApiName]>,
 }
 
 /// `/metrics`, `/readyz` and `/admin/...`.
@@ -77,6 +82,7 @@ pub fn router(state: AdminState) -> Router {
             axum::routing::put(super::admin_tokens::set),
         )
         .route("/admin/keys/rotate", post(super::admin_tokens::rotate_keys))
+        .route("/admin/status", get(super::status::status))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/metrics", get(metrics))
@@ -128,16 +134,22 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+/// Ready when not shutting down, the store answers and at least one plugin is loaded (a server
+/// without handlers would store events that nothing runs, so traffic is better sent elsewhere
+/// until the plugin folder is fixed).
+async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
+    let unavailable = |why: &str| (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
     if state.shutting_down.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+        return unavailable("shutting down");
     }
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable\n")
-        }
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness: store unreachable");
+        return unavailable("store unreachable");
+    }
+    match state.plugins.as_ref().map(|p| p.current().len()) {
+        Some(0) => unavailable("no plugins loaded: see the log for why each was skipped"),
+        Some(n) => (StatusCode::OK, format!("ready: {n} plugin(s) loaded\n")),
+        None => (StatusCode::OK, "ready\n".to_string()),
     }
 }
 
@@ -368,7 +380,7 @@ async fn erase(State(state): State<AdminState>, Json(body): Json<EraseRequest>) 
 
 /// Maps a store error to its answer: the operator's mistakes with their code, failures as a
 /// generic 500 (logged).
-fn store_error(e: StoreError) -> Response {
+pub(super) fn store_error(e: StoreError) -> Response {
     match &e {
         StoreError::NotFound(_) => refuse(StatusCode::NOT_FOUND, "not_found", &e.to_string()),
         StoreError::WrongState { .. } => {
@@ -409,7 +421,41 @@ mod tests {
             wake: Arc::new(Notify::new()),
             plugins: None,
             tokens: None,
+            apis: Arc::from([]),
         }
+    }
+
+    async fn readiness(state: &AdminState) -> (StatusCode, String) {
+        let response = router(state.clone())
+            .oneshot(
+                axum::http::Request::get("/readyz")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Without a plugin and while shutting down the server is not ready, and says why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readiness_needs_plugins_and_no_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AdminState {
+            plugins: Some(SharedPlugins::default()),
+            ..state(dir.path()).await
+        };
+        let (status, body) = readiness(&state).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no plugins loaded"), "{body}");
+        state.shutting_down.store(true, Ordering::Relaxed);
+        let (status, body) = readiness(&state).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "shutting down\n");
     }
 
     async fn call(

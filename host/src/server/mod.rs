@@ -9,6 +9,7 @@ pub mod ingress;
 mod oauth;
 pub mod reload;
 mod serve;
+pub mod status;
 pub mod tls;
 mod watchdog;
 
@@ -59,6 +60,7 @@ pub async fn run(
     // Install the metrics recorder before anything records: counts made before it exists are
     // lost, and the first `/metrics` request would otherwise install it.
     crate::telemetry::metrics();
+    crate::alerts::configure(&config.alerts).context("starting the alert sink")?;
     let store = AnyStore::open_with(
         &config.storage.url,
         StoreOptions {
@@ -165,6 +167,7 @@ pub async fn run(
         wake: wake.clone(),
         plugins: Some(plugins),
         tokens: Some(tokens.clone()),
+        apis: config.apis.keys().cloned().collect(),
     });
 
     // Started last, once nothing above can fail, so an early error leaves no task behind.
@@ -197,8 +200,9 @@ pub async fn run(
         tokens,
         api,
         ERASE_INTERVAL,
-        gc_stopped,
+        gc_stopped.clone(),
     ));
+    let monitor = tokio::spawn(crate::telemetry::monitor::run(store.clone(), gc_stopped));
 
     let public_addr = listeners.public.local_addr()?;
     let admin_addr = listeners.admin.local_addr()?;
@@ -260,6 +264,9 @@ pub async fn run(
         if let Err(e) = task.await {
             tracing::error!(error = %e, task = name, "a background task ended abnormally");
         }
+    }
+    if let Err(e) = monitor.await {
+        tracing::error!(error = %e, "the queue monitor ended abnormally");
     }
     store.close().await;
     tracing::info!("stopped");

@@ -41,6 +41,7 @@ impl Reloadable {
                     "reload refused: the config does not validate; the running settings stay",
                     &e.to_string(),
                 );
+                count("refused");
                 return Reloaded {
                     sources: false,
                     cert: false,
@@ -64,6 +65,7 @@ impl Reloadable {
             }
         };
         let cert = self.reload_cert(config.server.tls.as_ref());
+        count(if sources { "ok" } else { "failed" });
         tracing::info!(
             "reload done; settings other than sources and TLS apply at the next restart"
         );
@@ -97,6 +99,12 @@ impl Reloadable {
             (None, None) => false,
         }
     }
+}
+
+/// Counts one reload in `wasmhook_reloads_total{result}`: `ok`, `failed` (a part kept its old
+/// settings) or `refused` (the config did not validate).
+fn count(result: &'static str) {
+    metrics::counter!("wasmhook_reloads_total", "result" => result).increment(1);
 }
 
 /// Reloads on every SIGHUP until the process ends. Without Unix signals, does nothing.

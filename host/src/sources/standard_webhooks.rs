@@ -194,7 +194,7 @@ impl StandardWebhooks {
 
 /// The `webhook-signature` value a sender puts on `body`: `v1` with a `whsec_` secret, `v1a`
 /// with a `whsk_` secret key.
-pub(super) fn sign(
+pub(crate) fn sign(
     secret: &str,
     id: &str,
     ts_secs: i64,

@@ -6,6 +6,8 @@
 //! without plumbing a registry), so the recorder is installed once per process and shared by
 //! every server the process runs (tests run several).
 
+pub mod monitor;
+
 use std::{io::IsTerminal, sync::OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

@@ -2,6 +2,7 @@
 //! built from source, and a recording fake API on loopback. One test binary, one module per
 //! capability.
 
+mod alerts;
 mod api;
 mod check;
 mod common;
@@ -18,6 +19,9 @@ mod interop;
 mod javascript;
 mod kv;
 mod limits;
+mod logs;
+mod metrics;
+mod monitoring_support;
 mod newcomer;
 mod python;
 mod quota;
@@ -26,6 +30,7 @@ mod sandbox;
 mod schemes;
 mod secrets;
 mod send;
+mod status;
 mod tls_reload;
 mod tokens;
 mod tokens_at_rest;

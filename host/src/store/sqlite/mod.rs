@@ -58,8 +58,9 @@ use self::{
 };
 use super::{
     AttemptRecord, ClaimRequest, Claimed, Completion, DeliveryFilter, DeliveryRecord, EraseRequest,
-    EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PurgeFilter, Removed,
-    ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions, StoredEvent,
+    EventInfo, IngestOutcome, KvScope, NewDelivery, NewEvent, Pacing, PluginStats, PurgeFilter,
+    QueueStats, Removed, ReplayFilter, RetentionCutoffs, Store, StoreError, StoreOptions,
+    StoredEvent,
     credentials::{CredentialCursor, CredentialRecord},
     ordering,
 };
@@ -412,6 +413,16 @@ impl Store for SqliteStore {
 
     async fn event_count(&self) -> Result<u64, StoreError> {
         self.read(reads::event_count).await
+    }
+
+    async fn plugin_stats(&self, since_ms: i64) -> Result<Vec<PluginStats>, StoreError> {
+        self.read(move |conn| reads::plugin_stats(conn, since_ms))
+            .await
+    }
+
+    async fn queue_stats(&self, now_ms: i64) -> Result<QueueStats, StoreError> {
+        self.read(move |conn| reads::queue_stats(conn, now_ms))
+            .await
     }
 
     async fn kv_get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

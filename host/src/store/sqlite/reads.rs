@@ -8,6 +8,7 @@
 //! - After `close`, reads fail with `Closed` and idle connections are dropped.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::{Arc, Mutex, PoisonError},
 };
@@ -20,10 +21,10 @@ use super::{
     schema::open_reader,
 };
 use crate::{
-    ids::{DeliveryId, EventId, SourceName, TenantId},
+    ids::{DeliveryId, EventId, PluginName, SourceName, TenantId},
     store::{
-        DeliveryFilter, DeliveryRecord, EventInfo, KvScope, StoreError, StoredEvent,
-        payload_names_contact,
+        DeliveryFilter, DeliveryRecord, EventInfo, KvScope, PluginStats, QueueStats, StoreError,
+        StoredEvent, payload_names_contact,
     },
 };
 
@@ -276,6 +277,86 @@ pub(super) fn event_count(conn: &Connection) -> Result<u64, StoreError> {
         .prepare_cached("SELECT count(*) FROM events")?
         .query_row([], |row| row.get(0))?;
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Attempts per plugin since `since` by outcome, their 95th percentile duration, and the
+/// deliveries that went dead since then (a dead delivery's `due_at_ms` is when it died).
+pub(super) fn plugin_stats(conn: &Connection, since: i64) -> Result<Vec<PluginStats>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT d.plugin, a.outcome, a.finished_at_ms - a.started_at_ms
+         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+         WHERE a.finished_at_ms >= ?1",
+    )?;
+    let mut rows = statement.query([since])?;
+    let mut stats: BTreeMap<String, (PluginStats, Vec<i64>)> = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let plugin: String = row.get(0)?;
+        let outcome: String = row.get(1)?;
+        let took: i64 = row.get(2)?;
+        let (s, durations) = stats.entry(plugin.clone()).or_insert_with(|| fresh(plugin));
+        if outcome == "succeeded" {
+            s.delivered += 1;
+        } else {
+            s.failed += 1;
+        }
+        durations.push(took.max(0));
+    }
+    let mut dead = conn.prepare_cached(
+        "SELECT plugin, count(*) FROM deliveries
+         WHERE state = 'dead' AND due_at_ms >= ?1 GROUP BY plugin",
+    )?;
+    let mut rows = dead.query([since])?;
+    while let Some(row) = rows.next()? {
+        let plugin: String = row.get(0)?;
+        let count: i64 = row.get(1)?;
+        stats
+            .entry(plugin.clone())
+            .or_insert_with(|| fresh(plugin))
+            .0
+            .dead = u64::try_from(count).unwrap_or(0);
+    }
+    Ok(stats
+        .into_values()
+        .map(|(mut s, mut durations)| {
+            durations.sort_unstable();
+            // Nearest rank: the smallest value with at least 95% of the values at or below it.
+            let rank = (durations.len() * 95).div_ceil(100);
+            s.p95_ms = rank.checked_sub(1).and_then(|i| durations.get(i)).copied();
+            s
+        })
+        .collect())
+}
+
+fn fresh(plugin: String) -> (PluginStats, Vec<i64>) {
+    (
+        PluginStats {
+            plugin: PluginName::new(plugin),
+            delivered: 0,
+            failed: 0,
+            dead: 0,
+            p95_ms: None,
+        },
+        Vec::new(),
+    )
+}
+
+/// Pending and running counts and the age of the most overdue pending delivery; each part is a
+/// range over the `(state, due_at_ms)` index.
+pub(super) fn queue_stats(conn: &Connection, now: i64) -> Result<QueueStats, StoreError> {
+    let count = |state: &str| -> Result<u64, StoreError> {
+        let n: i64 = conn
+            .prepare_cached("SELECT count(*) FROM deliveries WHERE state = ?1")?
+            .query_row([state], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    let oldest: Option<i64> = conn
+        .prepare_cached("SELECT min(due_at_ms) FROM deliveries WHERE state = 'pending'")?
+        .query_row([], |row| row.get(0))?;
+    Ok(QueueStats {
+        pending: count("pending")?,
+        running: count("running")?,
+        oldest_due_age_ms: oldest.map_or(0, |due| (now - due).max(0)),
+    })
 }
 
 /// The value under `key` unless it expired at or before `now`.

@@ -1,0 +1,65 @@
+//! The periodic check: every `alerts.check_interval` it reads the delivery queue (one cheap
+//! indexed store read) into the gauges `wasmhook_queue_pending`, `wasmhook_queue_running` and
+//! `wasmhook_queue_oldest_due_seconds`, raises or resolves the `queue_age` alert, and lets the
+//! windowed alert rules resolve once traffic has stopped.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::{
+    alerts::{self, AlertKind},
+    ids::now_ms,
+    store::{AnyStore, Store},
+};
+
+/// The subject of the queue-age alert.
+const QUEUE: &str = "queue";
+
+/// Runs until `stop` turns true.
+pub async fn run(store: AnyStore, mut stop: watch::Receiver<bool>) {
+    let config = alerts::config();
+    let mut tick = tokio::time::interval(config.check_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        check_queue(&store, config.queue_age).await;
+        alerts::evaluate();
+    }
+}
+
+async fn check_queue(store: &AnyStore, limit: Duration) {
+    let stats = match store.queue_stats(now_ms()).await {
+        Ok(stats) => stats,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the queue for its gauges failed; will try again");
+            return;
+        }
+    };
+    metrics::gauge!("wasmhook_queue_pending").set(stats.pending as f64);
+    metrics::gauge!("wasmhook_queue_running").set(stats.running as f64);
+    let age = Duration::from_millis(u64::try_from(stats.oldest_due_age_ms).unwrap_or(0));
+    metrics::gauge!("wasmhook_queue_oldest_due_seconds").set(age.as_secs_f64());
+    if age > limit {
+        alerts::raise(
+            AlertKind::QueueAge,
+            QUEUE,
+            &format!(
+                "the most overdue delivery has waited {}s past its due time (limit {}s); {} pending, {} running: add workers or look for a stuck plugin",
+                age.as_secs(),
+                limit.as_secs(),
+                stats.pending,
+                stats.running
+            ),
+        );
+    } else {
+        alerts::resolve(
+            AlertKind::QueueAge,
+            QUEUE,
+            &format!("the most overdue delivery is {}s late", age.as_secs()),
+        );
+    }
+}
