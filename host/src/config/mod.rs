@@ -4,6 +4,7 @@
 //! them (`"10s"`, `"32MiB"`); secrets are referenced by env var or file, never inlined.
 //! `wasmhook.example.toml` at the repository root documents every field and its default.
 
+mod api_retry;
 mod apis;
 mod error;
 mod raw;
