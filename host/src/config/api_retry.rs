@@ -230,7 +230,7 @@ max_defer = "8d""#,
 
     #[test]
     fn too_many_waits_and_unknown_keys_are_refused() {
-        let message = retry(&format!("waits = [{}]", vec!["\"1s\""; 11].join(", "))).unwrap_err();
+        let message = retry(&format!("waits = [{}]", ["\"1s\""; 11].join(", "))).unwrap_err();
         assert!(
             message.contains("apis.hl.retry.waits: 11 waits is too many: at most 10"),
             "{message}"
