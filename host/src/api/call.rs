@@ -131,7 +131,12 @@ pub(super) async fn run(
                     breaker::Outcome::Up
                 });
                 let seen = RateLimitSeen::from_headers(&answer.headers);
-                (Some(answer.status), seen, judge(answer, server_wait))
+                let transient = api.config.retry.retries_status(answer.status);
+                (
+                    Some(answer.status),
+                    seen,
+                    judge(answer, transient, server_wait),
+                )
             }
             Err(failure) => {
                 // No answer: the slot stays used for a period (the request may have arrived).
@@ -186,7 +191,7 @@ pub(super) async fn run(
             return Err(failure.error);
         }
         let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
-        match inner.schedule.decide(&failure, attempt, jitter) {
+        match api.config.retry.decide(&failure, attempt, jitter) {
             Decision::GiveUp => {
                 if failure.transient {
                     observe::gave_up(call, attempt, &failure.error);
@@ -251,14 +256,17 @@ fn host_headers(api: &Api, ctx: &CallContext, relative: &str) -> Result<HostHead
     })
 }
 
-/// Classifies a complete answer; a transient status becomes a retryable failure, with the
-/// server's requested wait for a 429.
-fn judge(answer: send::Answer, server_wait: Option<Duration>) -> Result<ApiResponse, Failure> {
-    let status = answer.status;
+/// Classifies a complete answer; a failure is retryable when `transient` (its status is one
+/// the API retries), with the server's requested wait for a 429.
+fn judge(
+    answer: send::Answer,
+    transient: bool,
+    server_wait: Option<Duration>,
+) -> Result<ApiResponse, Failure> {
     let headers = answer.header_pairs();
-    classify::classify(status, headers, answer.body).map_err(|error| Failure {
+    classify::classify(answer.status, headers, answer.body).map_err(|error| Failure {
         error,
-        transient: classify::is_transient_status(status),
+        transient,
         server_wait,
     })
 }

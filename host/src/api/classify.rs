@@ -3,8 +3,9 @@
 //! The table (DESIGN.md §6): 2xx ok; 401/403 `Auth`; 429 `RateLimited`; 3xx (redirects are
 //! never followed) and every other 4xx `ClientError`; 5xx `ServerError`; a timeout `Timeout`;
 //! anything else on the wire `Transport` with a message that carries neither the URL (its query
-//! may hold tenant data) nor any header. Transient = worth sending again: 429, 500, 502, 503,
-//! 504, timeouts and connection errors. A 501 or 505 will not change on a retry.
+//! may hold tenant data) nor any header. Transient = worth sending again: timeouts and
+//! connection errors always; statuses per the API's retry schedule
+//! ([`RetrySchedule::retries_status`](super::RetrySchedule::retries_status)).
 
 use std::time::Duration;
 
@@ -32,11 +33,6 @@ pub fn classify(
         // elsewhere, which we never follow; both are requests to fix, like any other 4xx.
         _ => Err(ApiError::ClientError { status, body }),
     }
-}
-
-/// Whether an answer with this status may succeed if the same request is sent again.
-pub fn is_transient_status(status: u16) -> bool {
-    matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
 /// A failed attempt: what the plugin would see, and what the retry decision needs.
@@ -182,16 +178,6 @@ mod tests {
         let ok = classify(200, vec![("x-a".into(), "1".into())], b"{}".to_vec()).unwrap();
         assert_eq!(ok.headers, vec![("x-a".to_string(), "1".to_string())]);
         assert_eq!(ok.body, b"{}");
-    }
-
-    #[test]
-    fn transient_statuses() {
-        for s in [429, 500, 502, 503, 504] {
-            assert!(is_transient_status(s), "{s}");
-        }
-        for s in [200, 301, 400, 401, 403, 404, 422, 501, 505] {
-            assert!(!is_transient_status(s), "{s}");
-        }
     }
 
     #[tokio::test]

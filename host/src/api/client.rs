@@ -21,7 +21,6 @@ use super::{
     observe::{self, Call},
     pacing::Pacer,
     prepare::{self, Prepared},
-    retry::RetrySchedule,
 };
 use crate::{
     config::ApiConfig,
@@ -33,7 +32,6 @@ pub(super) struct Inner {
     /// One client for every API: connection pools are per origin inside it. Redirects off.
     pub(super) http: reqwest::Client,
     apis: BTreeMap<ApiName, Api>,
-    pub(super) schedule: RetrySchedule,
     pub(super) tokens: Arc<dyn TokenSource>,
 }
 
@@ -48,7 +46,6 @@ pub(super) struct Api {
 impl Inner {
     pub(super) fn new(
         apis: &BTreeMap<ApiName, ApiConfig>,
-        schedule: RetrySchedule,
         tokens: Arc<dyn TokenSource>,
     ) -> Result<Inner, ApiInitError> {
         let http = reqwest::Client::builder()
@@ -82,7 +79,6 @@ impl Inner {
         Ok(Inner {
             http,
             apis: loaded,
-            schedule,
             tokens,
         })
     }

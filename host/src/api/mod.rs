@@ -52,9 +52,9 @@ use crate::{
 pub use auth::{AuthError, StaticTokens, TokenSource};
 pub use batch::BATCH_CONCURRENCY;
 pub use capability::{AllowList, Capabilities, PathPattern, Rule};
-pub use classify::{classify, is_transient_status};
+pub use classify::classify;
 pub use pages::{PageStyle, Pages};
-pub use retry::{Decision, RetrySchedule};
+pub use retry::{DEFAULT_RETRY_STATUSES, Decision, RetrySchedule};
 
 /// One request from a plugin, in host types (converted from the WIT record by the runtime).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +78,8 @@ pub struct ApiRequest {
 /// Whether transient failures may be retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RetryMode {
-    /// Retry 429, 500, 502, 503, 504, timeouts and connection errors on the schedule.
+    /// Retry timeouts, connection errors and the API's retry statuses (default 429, 500, 502,
+    /// 503, 504) on the API's schedule.
     #[default]
     Auto,
     /// Send once, whatever happens.
@@ -218,29 +219,20 @@ impl std::fmt::Debug for ApiClient {
 
 impl ApiClient {
     /// Builds the client with the configured static tokens (loaded once: a missing env var or
-    /// file is an error here, naming it) and [`RetrySchedule::default`].
+    /// file is an error here, naming it). Each API retries on its own configured schedule.
     pub fn new(apis: &BTreeMap<ApiName, ApiConfig>) -> Result<ApiClient, ApiInitError> {
-        Self::with_schedule(apis, RetrySchedule::default())
-    }
-
-    /// Like [`ApiClient::new`] with another retry schedule (from config, or short for tests).
-    pub fn with_schedule(
-        apis: &BTreeMap<ApiName, ApiConfig>,
-        schedule: RetrySchedule,
-    ) -> Result<ApiClient, ApiInitError> {
         let tokens = Arc::new(StaticTokens::load(apis)?);
-        Self::with_token_source(apis, schedule, tokens)
+        Self::with_token_source(apis, tokens)
     }
 
-    /// Like [`ApiClient::with_schedule`] with credentials from `tokens` (e.g. OAuth) instead of
-    /// the configured static tokens.
+    /// Like [`ApiClient::new`] with credentials from `tokens` (e.g. OAuth) instead of the
+    /// configured static tokens.
     pub fn with_token_source(
         apis: &BTreeMap<ApiName, ApiConfig>,
-        schedule: RetrySchedule,
         tokens: Arc<dyn TokenSource>,
     ) -> Result<ApiClient, ApiInitError> {
         Ok(ApiClient {
-            inner: Arc::new(client::Inner::new(apis, schedule, tokens)?),
+            inner: Arc::new(client::Inner::new(apis, tokens)?),
         })
     }
 

@@ -2,8 +2,9 @@
 //! give up. Pure (the caller supplies the jitter sample), so the schedule is tested without a
 //! clock; the sending loop in `client.rs` does the waiting and bounds it by the deadline.
 //!
-//! Policy (DESIGN.md §6): only transient failures are retried (429, 500, 502, 503, 504,
-//! timeouts, connection errors); waits of 1 s, 2 s, 4 s, 8 s with ±10% jitter, then give up. A
+//! Policy (DESIGN.md §6): only transient failures are retried (by default 429, 500, 502, 503,
+//! 504; always timeouts and connection errors); waits of 1 s, 2 s, 4 s, 8 s with ±10% jitter,
+//! then give up. Each API may configure its own schedule and statuses (`[apis.<name>.retry]`). A
 //! 429 waits what the server asked (see `ratelimit.rs`) instead, without jitter: the server
 //! knows when its window resets. A server wait longer than [`RetrySchedule::max_server_wait`]
 //! (typically an exhausted daily quota) is not slept through inside a delivery: the delivery is
@@ -13,8 +14,12 @@ use std::time::Duration;
 
 use super::classify::Failure;
 
-/// When to send a failed request again. `Default` is the platform guide's schedule; the host
-/// config may build another.
+/// Statuses retried by default: a rate limit, and server errors that a later attempt may not
+/// meet (a 501 or 505 will not change on a retry).
+pub const DEFAULT_RETRY_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
+
+/// When to send a failed request again, and which statuses are worth it. `Default` is the
+/// platform guide's schedule; `[apis.<name>.retry]` in the host config may set another per API.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetrySchedule {
     /// Wait before the 2nd, 3rd, ... attempt; its length is the number of retries.
@@ -28,6 +33,9 @@ pub struct RetrySchedule {
     /// Longest deferral of a delivery on a server's say-so; a bound against absurd headers.
     /// Default 24 h (a daily quota resets within a day).
     pub max_defer: Duration,
+    /// HTTP statuses whose answers are transient (`on` in config), sorted. Timeouts and
+    /// connection errors are transient whatever this holds. Default [`DEFAULT_RETRY_STATUSES`].
+    pub statuses: Vec<u16>,
 }
 
 impl Default for RetrySchedule {
@@ -37,6 +45,7 @@ impl Default for RetrySchedule {
             jitter: 0.1,
             max_server_wait: Duration::from_secs(60),
             max_defer: Duration::from_secs(24 * 3600),
+            statuses: DEFAULT_RETRY_STATUSES.to_vec(),
         }
     }
 }
@@ -53,6 +62,11 @@ pub enum Decision {
 }
 
 impl RetrySchedule {
+    /// Whether an answer with `status` may succeed if the same request is sent again.
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.statuses.binary_search(&status).is_ok()
+    }
+
     /// Decides after attempt number `attempt` (1-based) failed with `failure`. `jitter_sample`
     /// is a uniform sample in [-1, 1] (clamped); 0 gives the exact schedule.
     pub fn decide(&self, failure: &Failure, attempt: u32, jitter_sample: f64) -> Decision {

@@ -1,7 +1,7 @@
 //! `[apis.<name>]`: the typed configuration of one upstream API plugins call through the host,
 //! and its validation from the raw TOML. Owns every default of the outbound client: timeouts and
 //! sizes, pacing (`rate_limit`), the circuit breaker, pagination limits and the reference-data
-//! cache rules.
+//! cache rules. The retry schedule (`retry`) is validated in `api_retry.rs`.
 //!
 //! Invariants of a validated [`ApiConfig`]: `base_url` is http(s) with a host and no query or
 //! fragment; `versions` is sorted longest prefix first; every path pattern parsed; every number
@@ -14,7 +14,11 @@ use super::{
     raw::{RawApi, RawBreaker, RawCacheRule, RawRateLimit},
     validate::{Checker, valid_name},
 };
-use crate::{api::capability::PathPattern, ids::ApiName, secret::SecretRef};
+use crate::{
+    api::{RetrySchedule, capability::PathPattern},
+    ids::ApiName,
+    secret::SecretRef,
+};
 
 /// Default per-request timeout.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -80,6 +84,9 @@ pub struct ApiConfig {
     /// `[apis.<name>.oauth]`: installations of this API get OAuth tokens (code exchange,
     /// refresh, location minting). None: only static tokens.
     pub oauth: Option<OAuthConfig>,
+    /// When and on which statuses a failed request is sent again. Default
+    /// [`RetrySchedule::default`] (1 s, 2 s, 4 s, 8 s ±10% on 429, 500, 502, 503, 504).
+    pub retry: RetrySchedule,
 }
 
 /// `rate_limit = { requests = 100, per = "10s", daily = 200000 }` (HighLevel's limits per app
@@ -169,6 +176,7 @@ impl ApiConfig {
             cache: default_cache_rules(),
             cache_max: DEFAULT_CACHE_MAX,
             oauth: None,
+            retry: RetrySchedule::default(),
         }
     }
 
@@ -301,6 +309,9 @@ pub(super) fn validate_api(c: &mut Checker, name: &str, api: RawApi) -> Option<A
     config.oauth = api
         .oauth
         .and_then(|raw| validate_oauth(c, &format!("{field}.oauth"), raw));
+    if let Some(raw) = api.retry {
+        config.retry = super::api_retry::retry(c, &format!("{field}.retry"), raw);
+    }
     Some(config)
 }
 
@@ -546,6 +557,7 @@ invalidate_on = ["OpportunityCreate"]
         );
         assert_eq!(a.list_limit("/contacts"), Some(100));
         assert_eq!(a.list_limit("/conversations/c1/messages"), Some(100));
+        assert_eq!(a.retry, RetrySchedule::default());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `wasmhook.example.toml` at the repository root documents every field and its default.
 
 mod alerts;
+mod api_retry;
 mod apis;
 mod credentials;
 mod error;

@@ -149,6 +149,20 @@ pub struct RawApi {
     pub cache: Option<Vec<RawCacheRule>>,
     pub cache_max: Option<String>,
     pub oauth: Option<RawOAuth>,
+    pub retry: Option<RawRetry>,
+}
+
+/// `[apis.<name>.retry]`: `waits = ["1s", "2s"]`, `jitter = 0.1`, `on = [429, 503]`,
+/// `max_server_wait = "60s"`, `max_defer = "24h"`. Numbers are read wide so validation, not
+/// serde, names a value out of range.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub waits: Option<Vec<String>>,
+    pub jitter: Option<f64>,
+    pub on: Option<Vec<i64>>,
+    pub max_server_wait: Option<String>,
+    pub max_defer: Option<String>,
 }
 
 /// `rate_limit = { requests = 100, per = "10s", daily = 200000 }`.

@@ -72,12 +72,8 @@ pub async fn run(
     let tokens = crate::auth::tokens(&config.credentials, &config.apis, store.clone())
         .await
         .context("setting up credentials")?;
-    let api = ApiClient::with_token_source(
-        &config.apis,
-        crate::api::RetrySchedule::default(),
-        Arc::new(tokens.clone()),
-    )
-    .context("building the API client")?;
+    let api = ApiClient::with_token_source(&config.apis, Arc::new(tokens.clone()))
+        .context("building the API client")?;
     let runtime = Runtime::with_options(
         Services {
             store: store.clone(),

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     api::{
-        ApiClient, ApiError, RetryMode, RetrySchedule,
+        ApiClient, ApiError, RetryMode,
         auth::{AuthError, RefreshFuture, TokenFuture, TokenSource},
     },
     ids::{ApiName, TenantId},
@@ -86,12 +86,7 @@ impl TokenSource for Counting {
 }
 
 fn client_with(fake: &Fake, tokens: Arc<Counting>) -> ApiClient {
-    ApiClient::with_token_source(
-        &apis(config(fake.base(""), None)),
-        RetrySchedule::default(),
-        tokens,
-    )
-    .unwrap()
+    ApiClient::with_token_source(&apis(config(fake.base(""), None)), tokens).unwrap()
 }
 
 fn bearer(fake: &Fake) -> Vec<String> {

@@ -215,8 +215,10 @@ pub fn apis(config: ApiConfig) -> BTreeMap<ApiName, ApiConfig> {
     [(config.name.clone(), config)].into_iter().collect()
 }
 
-pub fn client(config: ApiConfig, schedule: RetrySchedule) -> ApiClient {
-    ApiClient::with_schedule(&apis(config), schedule).unwrap()
+/// A client of `config` retrying on `schedule` instead of the configured one.
+pub fn client(mut config: ApiConfig, schedule: RetrySchedule) -> ApiClient {
+    config.retry = schedule;
+    ApiClient::new(&apis(config)).unwrap()
 }
 
 /// The grants most tests use.

@@ -10,3 +10,4 @@ pub(crate) mod fake;
 mod metrics;
 mod pacing;
 mod pages;
+mod retry_config;
