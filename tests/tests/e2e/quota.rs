@@ -29,11 +29,11 @@ async fn an_exhausted_daily_quota_defers_the_delivery_to_the_reset_without_spend
         .plugin("contact-tagger", &tagger_wasm(), &manifest)
         .spawn()
         .await;
-    // The reset is 4-5 s away, in epoch seconds as HighLevel sends it: longer than the plugin's
+    // The reset is 11-12 s away, in epoch seconds as HighLevel sends it: longer than the plugin's
     // 1 s timeout, so the host cannot wait it out inside the attempt. Set only now, after the
     // server has started (compiling the plugin takes seconds on a busy machine), so the reset is
     // still ahead when the call is made.
-    let reset_ms = (now_ms() / 1000 + 5) * 1000;
+    let reset_ms = (now_ms() / 1000 + 12) * 1000;
     fake.on(
         Method::POST,
         &path,
