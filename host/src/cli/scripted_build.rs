@@ -148,12 +148,18 @@ mod tests {
     fn a_missing_tool_is_named_with_the_command_that_installs_it() {
         let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let empty = tempfile::tempdir().unwrap();
-        for (lang, tool) in [(Lang::Python, "componentize-py"), (Lang::Js, "componentize-js")] {
+        for (lang, tool) in [
+            (Lang::Python, "componentize-py"),
+            (Lang::Js, "componentize-js"),
+        ] {
             let err = Toolchain::check(lang, checkout, empty.path().to_path_buf())
                 .err()
                 .unwrap()
                 .to_string();
-            assert!(err.starts_with(&format!("{tool} is not installed")), "{err}");
+            assert!(
+                err.starts_with(&format!("{tool} is not installed")),
+                "{err}"
+            );
             assert!(err.contains("scripts/prepare"), "{err}");
         }
         // componentize-js alone is not enough: esbuild bundles the modules first.
