@@ -29,8 +29,9 @@ pub struct NewArgs {
     /// Where to create the project; default `./NAME`.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// The wasmhook-sdk crate (the `plugin-sdk` folder of a wasmhook checkout); default: the
-    /// checkout this binary was built from.
+    /// The wasmhook-sdk crate a Rust project uses (the `plugin-sdk` folder of a wasmhook
+    /// checkout); default: the checkout this binary was built from. Python and JavaScript
+    /// projects get their helper layer from that checkout at build time.
     #[arg(long, env = "WASMHOOK_SDK")]
     pub sdk: Option<PathBuf>,
     /// The config whose source and API the manifest names (if the file exists).
