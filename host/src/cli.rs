@@ -8,6 +8,7 @@ mod mock_api;
 mod new;
 mod plugin_test;
 mod responses;
+mod scripted_build;
 mod send;
 
 use std::{path::PathBuf, process::ExitCode};

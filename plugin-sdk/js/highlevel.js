@@ -6,12 +6,13 @@
 // Each reader checks the event's kind (throwing `Fail` for another kind) and returns an object
 // with the listed fields of the payload. Tolerant by design: extra fields are ignored (HighLevel
 // adds fields without notice) and missing ones are `null`, so check what your handler relies
-// on. `raw` keeps the whole payload for anything not listed.
+// on. `raw` keeps the whole payload for anything not listed. Each reader's `kinds` lists the
+// kinds it reads (`highlevel.contact.kinds.includes(event.kind)`).
 
 import { Fail } from './errors.js';
 
 function reader(name, kinds, fields, from = (payload) => payload) {
-  return (event) => {
+  const read = (event) => {
     if (!kinds.includes(event.kind)) {
       throw new Fail(`highlevel.${name} reads ${kinds.join(', ')} events, not \`${event.kind}\``);
     }
@@ -21,6 +22,8 @@ function reader(name, kinds, fields, from = (payload) => payload) {
     for (const field of fields) record[field] = source[field] ?? null;
     return record;
   };
+  read.kinds = Object.freeze([...kinds]);
+  return read;
 }
 
 /**

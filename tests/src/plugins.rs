@@ -48,6 +48,18 @@ pub fn plugins_target_dir() -> PathBuf {
     repo_root().join("target").join("plugins")
 }
 
+/// Where `scripts/prepare` installs the Python and JavaScript toolchains:
+/// `WASMHOOK_TOOLCHAINS`, else `toolchains` in `CARGO_TARGET_DIR` or `<repo>/target`.
+pub fn toolchains_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WASMHOOK_TOOLCHAINS") {
+        return PathBuf::from(dir);
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("toolchains")
+}
+
 /// The component built from the Rust plugin crate `name` (e.g. `contact-tagger`, `hostile`),
 /// building every plugin workspace first if this process has not yet.
 ///

@@ -5,8 +5,8 @@
 //! Invariants: the manifest is validated before anything is built or copied; each file is
 //! written under a temporary name and renamed into place, the component first, so a watching
 //! server never loads a half-written file and sees a complete pair once the manifest lands.
-//! The language is recognised from the project's files (`Cargo.toml`: Rust); a new language is
-//! one more arm in [`detect`] and [`compile`].
+//! The language is recognised from the project's files (`Cargo.toml`: Rust, `app.py`: Python,
+//! `plugin.js`: JavaScript); a new language is one more arm in [`detect`] and [`compile`].
 
 use std::{
     fs,
@@ -17,7 +17,7 @@ use std::{
 use anyhow::Context;
 use clap::Args;
 
-use super::new::Lang;
+use super::{new::Lang, scripted_build::Toolchain};
 use crate::{config::Config, plugins::Manifest};
 
 /// The target whose output is already a WASI 0.2 component.
@@ -86,12 +86,15 @@ fn build(args: &BuildArgs) -> Result<PathBuf, BuildError> {
             .dir,
     };
     let lang = detect(&args.dir)?;
-    let wasm = compile(lang, &args.dir).map_err(BuildError::Compile)?;
+    let toolchain = match lang {
+        Lang::Rust => None,
+        Lang::Python | Lang::Js => Some(Toolchain::find(lang)?),
+    };
     fs::create_dir_all(&plugins_dir)
         .with_context(|| format!("cannot create {}", plugins_dir.display()))?;
     let name = manifest.name.as_str();
     let installed = plugins_dir.join(format!("{name}.wasm"));
-    copy_atomically(&wasm, &installed)?;
+    compile(toolchain.as_ref(), &args.dir, &installed)?;
     copy_atomically(&manifest_path, &plugins_dir.join(format!("{name}.toml")))?;
     Ok(installed)
 }
@@ -132,19 +135,41 @@ fn find_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// The project's language, from its files.
 fn detect(dir: &Path) -> anyhow::Result<Lang> {
-    if dir.join("Cargo.toml").is_file() {
-        return Ok(Lang::Rust);
+    let marks = [
+        ("Cargo.toml", Lang::Rust),
+        (Lang::Python.entry(), Lang::Python),
+        (Lang::Js.entry(), Lang::Js),
+    ];
+    let found: Vec<_> = marks
+        .iter()
+        .filter(|(file, _)| dir.join(file).is_file())
+        .collect();
+    match found[..] {
+        [(_, lang)] => Ok(*lang),
+        [] => anyhow::bail!(
+            "{} holds no plugin project `wasmhook build` knows (a Rust project has a Cargo.toml, a Python one app.py, a JavaScript one plugin.js); create one with `wasmhook new NAME --lang rust|python|js`",
+            dir.display()
+        ),
+        _ => {
+            let files: Vec<&str> = found.iter().map(|(file, _)| *file).collect();
+            anyhow::bail!(
+                "{} holds {}: the projects of several languages; keep one plugin per folder",
+                dir.display(),
+                files.join(" and ")
+            )
+        }
     }
-    anyhow::bail!(
-        "{} holds no plugin project `wasmhook build` knows (a Rust project has a Cargo.toml); create one with `wasmhook new NAME --lang rust`",
-        dir.display()
-    )
 }
 
-/// Compiles the project; returns the component's path.
-fn compile(lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
-    match lang {
-        Lang::Rust => cargo_build(dir),
+/// Compiles the project (with `toolchain`'s script when it has one, else with cargo) and
+/// installs the component at `installed`.
+fn compile(toolchain: Option<&Toolchain>, dir: &Path, installed: &Path) -> Result<(), BuildError> {
+    match toolchain {
+        Some(toolchain) => toolchain.build(dir, installed).map_err(BuildError::Compile),
+        None => {
+            let wasm = cargo_build(dir).map_err(BuildError::Compile)?;
+            Ok(copy_atomically(&wasm, installed)?)
+        }
     }
 }
 
@@ -262,8 +287,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = detect(dir.path()).unwrap_err().to_string();
         assert!(err.contains("wasmhook new"), "{err}");
-        fs::write(dir.path().join("Cargo.toml"), "").unwrap();
-        assert_eq!(detect(dir.path()).unwrap(), Lang::Rust);
+        for (file, lang) in [
+            ("Cargo.toml", Lang::Rust),
+            ("app.py", Lang::Python),
+            ("plugin.js", Lang::Js),
+        ] {
+            let project = dir.path().join(file.replace('.', "-"));
+            fs::create_dir(&project).unwrap();
+            fs::write(project.join(file), "").unwrap();
+            assert_eq!(detect(&project).unwrap(), lang, "{file}");
+        }
+    }
+
+    #[test]
+    fn a_folder_with_two_languages_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("app.py"), "").unwrap();
+        fs::write(dir.path().join("plugin.js"), "").unwrap();
+        let err = detect(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("app.py and plugin.js"), "{err}");
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub fn run(args: InitArgs) -> ExitCode {
                 println!("  {}", path.display());
             }
             println!(
-                "next: `wasmhook new my-plugin --lang rust`, `wasmhook build my-plugin`, `wasmhook dev`, \
+                "next: `wasmhook new my-plugin --lang rust` (or python, js), `wasmhook build my-plugin`, `wasmhook dev`, \
                  then `wasmhook send --source {} --file events/contact-create.json`",
                 source_name(args.scheme)
             );

@@ -1,6 +1,6 @@
-//! `wasmhook new NAME --lang rust`: a plugin project that builds as written: the component's
-//! source, its manifest (`NAME.toml`) and its build settings, from the templates in
-//! `templates/<lang>/`.
+//! `wasmhook new NAME --lang rust|python|js`: a plugin project that builds as written: the
+//! component's source, its manifest (`NAME.toml`, one template for every language) and, for
+//! Rust, its build settings, from the templates in `templates/<lang>/`.
 //!
 //! Invariants: nothing existing is overwritten (the project folder must not exist); the
 //! project's source and API names come from the config in the current folder when there is one,
@@ -29,8 +29,9 @@ pub struct NewArgs {
     /// Where to create the project; default `./NAME`.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// The wasmhook-sdk crate (the `plugin-sdk` folder of a wasmhook checkout); default: the
-    /// checkout this binary was built from.
+    /// The wasmhook-sdk crate a Rust project uses (the `plugin-sdk` folder of a wasmhook
+    /// checkout); default: the checkout this binary was built from. Python and JavaScript
+    /// projects get their helper layer from that checkout at build time.
     #[arg(long, env = "WASMHOOK_SDK")]
     pub sdk: Option<PathBuf>,
     /// The config whose source and API the manifest names (if the file exists).
@@ -43,16 +44,57 @@ pub struct NewArgs {
 pub enum Lang {
     /// A Rust crate using `wasmhook-sdk`, built with cargo for `wasm32-wasip2`.
     Rust,
+    /// An `app.py` using the `wasmhook` package, built with componentize-py.
+    Python,
+    /// A `plugin.js` using the `wasmhook` module, built with esbuild and componentize-js.
+    Js,
 }
 
-/// The Rust project: (path in the project, template).
+impl Lang {
+    /// The file that holds the handler: what `new` tells the user to edit, and (except for
+    /// Rust, recognised by its `Cargo.toml`) what `build` recognises the project by.
+    pub fn entry(self) -> &'static str {
+        match self {
+            Lang::Rust => "src/lib.rs",
+            Lang::Python => "app.py",
+            Lang::Js => "plugin.js",
+        }
+    }
+
+    /// The project's files: (path in the project, template).
+    fn files(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Lang::Rust => RUST,
+            Lang::Python => PYTHON,
+            Lang::Js => JS,
+        }
+    }
+
+    /// The manifest's memory cap and why it is enough: the template's handler measured in
+    /// `wasmhook dev` (its `memory_bytes`), with room for large API answers.
+    fn memory(self) -> (&'static str, &'static str) {
+        match self {
+            Lang::Rust => ("16MiB", "a Rust handler needs little"),
+            Lang::Python => (
+                "32MiB",
+                "CPython's snapshot heap is most of the 12.5 MiB this handler holds",
+            ),
+            Lang::Js => (
+                "24MiB",
+                "the JS engine's heap is most of the 9.1 MiB this handler holds",
+            ),
+        }
+    }
+}
+
+/// The manifest, the same for every language.
+const MANIFEST: (&str, &str) = ("{{name}}.toml", include_str!("templates/manifest.toml.txt"));
+
+/// The Rust project.
 const RUST: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("templates/rust/Cargo.toml.txt")),
     ("src/lib.rs", include_str!("templates/rust/lib.rs.txt")),
-    (
-        "{{name}}.toml",
-        include_str!("templates/rust/manifest.toml.txt"),
-    ),
+    MANIFEST,
     (
         ".cargo/config.toml",
         include_str!("templates/rust/cargo-config.toml.txt"),
@@ -62,12 +104,27 @@ const RUST: &[(&str, &str)] = &[
     ("Cargo.lock", include_str!("../../../plugin-sdk/Cargo.lock")),
 ];
 
+/// The Python project: `scripts/build-python-plugin` adds the `wasmhook` package.
+const PYTHON: &[(&str, &str)] = &[
+    ("app.py", include_str!("templates/python/app.py.txt")),
+    MANIFEST,
+];
+
+/// The JavaScript project: `scripts/build-js-plugin` resolves `import ... from 'wasmhook'`.
+const JS: &[(&str, &str)] = &[
+    ("plugin.js", include_str!("templates/js/plugin.js.txt")),
+    MANIFEST,
+];
+
 /// What the templates' `{{...}}` placeholders stand for.
 struct Values {
     name: String,
     source: String,
     api: String,
+    /// The Rust SDK's folder; empty for the other languages, whose SDK the build adds.
     sdk: String,
+    memory: &'static str,
+    memory_reason: &'static str,
 }
 
 /// Runs `wasmhook new`: 0 when the project was written, 2 when it could not be.
@@ -77,7 +134,7 @@ pub fn run(args: NewArgs) -> ExitCode {
             println!("wasmhook new: created {}", dir.display());
             println!(
                 "next: edit {}, then `wasmhook build {}` and `wasmhook dev`",
-                dir.join("src/lib.rs").display(),
+                dir.join(args.lang.entry()).display(),
                 dir.display()
             );
             ExitCode::SUCCESS
@@ -102,16 +159,20 @@ fn new(args: &NewArgs) -> anyhow::Result<PathBuf> {
         );
     }
     let (source, api) = names_from_config(&args.config)?;
+    let sdk = match args.lang {
+        Lang::Rust => sdk_path(args.sdk.as_deref())?.display().to_string(),
+        Lang::Python | Lang::Js => String::new(),
+    };
+    let (memory, memory_reason) = args.lang.memory();
     let values = Values {
         name: args.name.clone(),
         source,
         api,
-        sdk: sdk_path(args.sdk.as_deref())?.display().to_string(),
+        sdk,
+        memory,
+        memory_reason,
     };
-    let files = match args.lang {
-        Lang::Rust => RUST,
-    };
-    for (path, template) in files {
+    for (path, template) in args.lang.files() {
         let path = dir.join(render(path, &values));
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
@@ -178,6 +239,8 @@ fn render(template: &str, values: &Values) -> String {
         .replace("{{source}}", &values.source)
         .replace("{{api}}", &values.api)
         .replace("{{sdk}}", &values.sdk.replace('\\', "\\\\"))
+        .replace("{{memory}}", values.memory)
+        .replace("{{memory_reason}}", values.memory_reason)
 }
 
 #[cfg(test)]
@@ -186,9 +249,13 @@ mod tests {
     use crate::plugins::Manifest;
 
     fn args(dir: &Path, name: &str) -> NewArgs {
+        lang_args(dir, name, Lang::Rust)
+    }
+
+    fn lang_args(dir: &Path, name: &str, lang: Lang) -> NewArgs {
         NewArgs {
             name: name.into(),
-            lang: Lang::Rust,
+            lang,
             dir: Some(dir.join(name)),
             sdk: None,
             config: dir.join("wasmhook.toml"),
@@ -219,6 +286,47 @@ mod tests {
         }
         let source = fs::read_to_string(project.join("src/lib.rs")).unwrap();
         assert!(!source.contains("{{"), "every placeholder is filled");
+    }
+
+    #[test]
+    fn python_and_js_projects_hold_their_entry_module_and_a_manifest_sized_for_their_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        for (lang, entry, memory) in [
+            (Lang::Python, "app.py", 32 << 20),
+            (Lang::Js, "plugin.js", 24 << 20),
+        ] {
+            let name = format!("tag-{}", entry.replace('.', "-"));
+            let project = new(&lang_args(dir.path(), &name, lang)).unwrap();
+            let manifest = Manifest::load(project.join(format!("{name}.toml"))).unwrap();
+            assert!(manifest.subscribes_to("highlevel", "ContactCreate"));
+            assert_eq!(manifest.memory, memory, "{lang:?}");
+            let mut files: Vec<_> = fs::read_dir(&project)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            files.sort();
+            assert_eq!(files, [entry.to_owned(), format!("{name}.toml")]);
+            let source = fs::read_to_string(project.join(entry)).unwrap();
+            assert!(!source.contains("{{"), "every placeholder is filled");
+            assert!(source.contains("\"highlevel\"") || source.contains("'highlevel'"));
+            assert_eq!(lang.entry(), entry);
+        }
+    }
+
+    #[test]
+    fn the_python_source_compiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = new(&lang_args(dir.path(), "tidy", Lang::Python)).unwrap();
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())"])
+            .arg(project.join("app.py"))
+            .output()
+            .expect("running python3");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     #[test]

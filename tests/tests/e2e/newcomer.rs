@@ -1,10 +1,12 @@
 //! The newcomer path through the real binary: the README's `init -> new -> build -> test -> dev
-//! -> send` block run exactly as written, in an empty folder, until the mock API call shows in
-//! `dev`'s log; and `wasmhook test` against canned answers.
+//! -> send` block for each language (Rust, Python, JavaScript) run exactly as written, in an
+//! empty folder, until the mock API call shows in `dev`'s log; and `wasmhook test` against
+//! canned answers.
 //!
 //! The only things the test adds to what a user types: free ports for the generated config (the
-//! documented `WASMHOOK_INIT_LISTEN` / `WASMHOOK_INIT_ADMIN_LISTEN`), and the shared plugin
-//! target dir (`CARGO_TARGET_DIR`) so the SDK compiles once per machine.
+//! documented `WASMHOOK_INIT_LISTEN` / `WASMHOOK_INIT_ADMIN_LISTEN`), the shared plugin target
+//! dir (`CARGO_TARGET_DIR`) so the SDK compiles once per machine, and where `scripts/prepare`
+//! installed the Python and JavaScript toolchains (the documented `WASMHOOK_TOOLCHAINS`).
 
 use std::{
     fs,
@@ -13,7 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wasmhook_tests::{child::wasmhook_binary, plugins::plugins_target_dir, repo_root};
+use wasmhook_tests::{
+    child::wasmhook_binary,
+    plugins::{plugins_target_dir, toolchains_dir},
+    repo_root,
+};
 
 /// Environment variables that would override the plugin projects' rustflags (see
 /// `wasmhook_tests::plugins`), or point the commands at another config or SDK.
@@ -74,6 +80,10 @@ impl Shell {
                     "CARGO_TARGET_DIR".into(),
                     plugins_target_dir().display().to_string(),
                 ),
+                (
+                    "WASMHOOK_TOOLCHAINS".into(),
+                    toolchains_dir().display().to_string(),
+                ),
             ],
             background: Vec::new(),
         }
@@ -119,7 +129,8 @@ impl Shell {
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting `{line}`: {e}"));
             self.background.push((child, log.clone()));
-            wait_for(&log, "wasmhook listening", Duration::from_secs(120));
+            // Generous: a debug-built host compiles a 12-18 MB Python or JS component first.
+            wait_for(&log, "wasmhook listening", Duration::from_secs(300));
             return None;
         }
         let output = self
@@ -174,9 +185,25 @@ fn terminate(child: &mut Child) {
 
 #[test]
 fn the_readme_newcomer_path_for_rust_shows_the_mock_api_call() {
+    readme_newcomer_path("rust");
+}
+
+#[test]
+fn the_readme_newcomer_path_for_python_shows_the_mock_api_call() {
+    readme_newcomer_path("python");
+}
+
+#[test]
+fn the_readme_newcomer_path_for_js_shows_the_mock_api_call() {
+    readme_newcomer_path("js");
+}
+
+/// Runs the README block for `lang` and checks what each step shows: `test`'s call and
+/// result, `send`'s 200, and the mock API call in `dev`'s log.
+fn readme_newcomer_path(lang: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut shell = Shell::new(dir.path());
-    let commands = readme_commands("rust");
+    let commands = readme_commands(lang);
     let mut outputs = Vec::new();
     for line in &commands {
         if let Some(output) = shell.run(line) {
@@ -216,7 +243,8 @@ fn the_readme_newcomer_path_for_rust_shows_the_mock_api_call() {
         text.contains("mock API call api=highlevel method=POST"),
         "{text}"
     );
-    assert!(text.contains("delivery succeeded"), "{text}");
+    // The mock logs the call before the delivery's outcome is recorded and logged.
+    wait_for(&log, "delivery succeeded", Duration::from_secs(60));
     terminate(&mut dev);
 }
 
