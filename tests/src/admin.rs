@@ -38,6 +38,11 @@ impl Admin {
         self.get_json(&format!("/admin/deliveries/{id}")).await
     }
 
+    /// The live summary `wasmhook status` prints (`GET /admin/status`).
+    pub async fn status(&self) -> serde_json::Value {
+        self.get_json("/admin/status").await
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         let response = self
             .client

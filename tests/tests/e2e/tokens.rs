@@ -302,11 +302,21 @@ async fn refresh_failures_alert_and_invalid_grant_makes_later_deliveries_wait_vi
     // A definitive refusal: the installation needs re-authorisation.
     fake.fail_refreshes(Some((400, "invalid_grant")));
     let store_path = server.db_path();
+    // Seen in the installation's state (not in the alert counter: metrics are shared by every
+    // server in this test process).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while alerts(&server, "auth_failure").await == 0 {
+    loop {
+        let status = server.admin().status().await;
+        let needs_reauth = status["installations"].as_array().is_some_and(|list| {
+            list.iter()
+                .any(|i| i["tenant"] == "loc-a" && i["state"] == "needs-reauth")
+        });
+        if needs_reauth {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the refusal was never seen"
+            "the refusal was never seen: {status}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
