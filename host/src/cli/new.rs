@@ -116,7 +116,7 @@ const JS: &[(&str, &str)] = &[
     MANIFEST,
 ];
 
-/// What the templates' `{{...}}` placeholders stand for.
+/// The values substituted for the templates' `{{name}}`-style variables.
 struct Values {
     name: String,
     source: String,
@@ -285,7 +285,10 @@ mod tests {
             assert!(project.join(file).is_file(), "{file}");
         }
         let source = fs::read_to_string(project.join("src/lib.rs")).unwrap();
-        assert!(!source.contains("{{"), "every placeholder is filled");
+        assert!(
+            !source.contains("{{"),
+            "every template variable is substituted"
+        );
     }
 
     #[test]
@@ -307,7 +310,10 @@ mod tests {
             files.sort();
             assert_eq!(files, [entry.to_owned(), format!("{name}.toml")]);
             let source = fs::read_to_string(project.join(entry)).unwrap();
-            assert!(!source.contains("{{"), "every placeholder is filled");
+            assert!(
+                !source.contains("{{"),
+                "every template variable is substituted"
+            );
             assert!(source.contains("\"highlevel\"") || source.contains("'highlevel'"));
             assert_eq!(lang.entry(), entry);
         }
