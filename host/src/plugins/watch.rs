@@ -45,6 +45,11 @@ pub async fn run(mut reloader: Reloader, options: WatchOptions, mut stop: watch:
         .events
         .then(|| start_watcher(reloader.dir(), dirty.clone()))
         .flatten();
+    // Whatever changed between the caller's last reconcile and the watch starting produced no
+    // event this watcher saw: reconcile once now rather than at the first rescan.
+    if watcher.is_some() {
+        dirty.notify_one();
+    }
     let mut rescan =
         tokio::time::interval_at(tokio::time::Instant::now() + options.rescan, options.rescan);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
