@@ -26,8 +26,10 @@ use crate::{
 };
 
 /// How soon a replaced plugin's new behaviour must show. The target is 200 ms (measured by the
-/// benchmark); this bound only catches a reload that does not happen, on a busy test machine.
-const SWAP_SLACK: Duration = Duration::from_secs(2);
+/// benchmark); this bound only catches a reload that does not happen. A swap compiles the new
+/// component in the dev profile while the rest of the suite compiles plugins too: on two busy
+/// cores that alone has taken over a second.
+const SWAP_SLACK: Duration = Duration::from_secs(10);
 
 /// A `hostile` manifest for plugin `name` in `mode`, allowed to call the fake's record paths,
 /// with `config` lines added to its `[config]`.
