@@ -153,6 +153,11 @@ impl FakeOAuth {
         )
     }
 
+    /// Access tokens issued from now on live `lifetime` (those issued before keep theirs).
+    pub fn set_lifetime(&self, lifetime: Duration) {
+        self.inner.lock().unwrap().lifetime = Some(lifetime);
+    }
+
     /// Makes `code` grant tokens to `installee`.
     pub fn code(&self, code: &str, installee: Installee) {
         self.inner

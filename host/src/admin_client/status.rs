@@ -68,6 +68,9 @@ pub fn text(s: &Status) -> String {
             a.attempts,
             a.window_secs
         );
+        if let Some(line) = tokens_line(a) {
+            let _ = writeln!(out, "  {:<24} {line}", "");
+        }
     }
     let _ = writeln!(
         out,
@@ -82,6 +85,34 @@ pub fn text(s: &Status) -> String {
         let _ = write!(out, "\n  {} {}", a.kind, a.subject);
     }
     out
+}
+
+/// `tokens: soonest expiry in 42m; oldest static token 12d`, or None when the API has
+/// neither kind of token.
+fn tokens_line(a: &crate::server::status::ApiStatus) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(secs) = a.token_expiry_secs {
+        parts.push(if secs >= 0.0 {
+            format!("soonest expiry in {}", span(secs))
+        } else {
+            format!("a token expired {} ago", span(-secs))
+        });
+    }
+    if let Some(secs) = a.static_token_age_secs {
+        parts.push(format!("oldest static token {}", span(secs)));
+    }
+    (!parts.is_empty()).then(|| format!("tokens: {}", parts.join("; ")))
+}
+
+/// A rough human span: `42s`, `17m`, `5h`, `12d`.
+fn span(secs: f64) -> String {
+    let secs = secs as u64;
+    match secs {
+        s if s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        s if s >= 2 * 3600 => format!("{}h", s / 3600),
+        s if s >= 120 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +143,8 @@ mod tests {
                 window_secs: 300,
                 ratelimit_remaining: Some(87.0),
                 breaker_open: false,
+                token_expiry_secs: Some(3000.0),
+                static_token_age_secs: Some(12.5 * 86_400.0),
             }],
             installations_needing_action: 0,
             installations: Vec::new(),
@@ -129,6 +162,10 @@ mod tests {
         );
         assert!(
             text.contains("errors 25% of 4 attempts (last 300s)  headroom 87  breaker closed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tokens: soonest expiry in 50m; oldest static token 12d"),
             "{text}"
         );
         assert!(

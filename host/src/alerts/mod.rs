@@ -5,8 +5,9 @@
 //!
 //! Invariants:
 //! - one incident is one alert: an incident is keyed by (kind, subject), and raising it again
-//!   while it is open only logs at debug; subjects are bounded names (a plugin, an API, `queue`),
-//!   never ids of single deliveries or tenants, so the open set stays small;
+//!   while it is open only logs at debug; subjects are bounded names (a plugin, an API, `queue`)
+//!   or, for the token kinds, one installation (`api <api> tenant <tenant>`), never ids of
+//!   single deliveries, so the open set stays as small as the set of things in trouble;
 //! - kinds that are single events rather than states ([`AlertKind::is_incident`] false: a
 //!   plugin that failed to load, a refused reload) are sent every time and never resolved;
 //! - raising never blocks: the POST goes through a bounded queue to one task (`sink`);
@@ -52,6 +53,9 @@ pub enum AlertKind {
     TokenRefresh,
     /// A static token is older than `rotate_after` (subject: the api and tenant).
     TokenAge,
+    /// An access token expires within `alerts.token_expiry.horizon` and was not refreshed
+    /// although it was due (subject: the api and tenant); resolved by a successful refresh.
+    TokenExpiry,
 }
 
 impl AlertKind {
@@ -67,6 +71,7 @@ impl AlertKind {
             AlertKind::Reload => "reload",
             AlertKind::TokenRefresh => "token_refresh",
             AlertKind::TokenAge => "token_age",
+            AlertKind::TokenExpiry => "token_expiry",
         }
     }
 

@@ -4,7 +4,8 @@
 //! Files: `crypto` (AES-256-GCM seal/open, key ids, the keyring), `credentials` (the vault:
 //! sealing on the way into the store, `keys rotate`), `oauth` (the platform's token endpoints),
 //! `tokens` (the `TokenSource` the API client uses: cache, single flight, refresh, minting),
-//! `refresh` (the background refresher and the static-token age alert), `install` (the OAuth
+//! `refresh` (the background refresher and the static-token age alert), `health` (token
+//! health gauges and the `token_expiry` rule), `install` (the OAuth
 //! callback's code exchange), `location` (company -> location links), `uninstall` (erasure
 //! after UNINSTALL).
 //!
@@ -15,6 +16,7 @@
 
 pub mod credentials;
 pub mod crypto;
+pub mod health;
 pub mod install;
 pub mod location;
 pub mod oauth;
@@ -31,10 +33,16 @@ pub use tokens::StoredTokens;
 use crate::{
     api::{ApiInitError, StaticTokens},
     config::{ApiConfig, CredentialsConfig},
-    ids::ApiName,
+    ids::{ApiName, TenantId},
     secret::{SecretError, SecretRef},
     store::AnyStore,
 };
+
+/// The subject of an alert about one installation (`token_refresh`, `token_expiry`,
+/// `token_age`, an installation's `auth_failure`).
+pub fn subject(api: &ApiName, tenant: &TenantId) -> String {
+    format!("api {api} tenant {tenant}")
+}
 
 /// Why the credentials could not be set up at start-up. Each names what to set.
 #[derive(Debug, thiserror::Error)]

@@ -48,6 +48,21 @@ pub fn due(config: &CredentialsConfig, record: &CredentialRecord, now_ms: i64) -
     }
 }
 
+/// When `record` becomes due under `config` (ms since the epoch), or None for a credential the
+/// refresher never refreshes (static, or without a refresh token). Agrees with [`due`] to the
+/// millisecond.
+pub fn due_at(config: &CredentialsConfig, record: &CredentialRecord) -> Option<i64> {
+    if record.kind == CredentialKind::Static || record.refresh.is_none() {
+        return None;
+    }
+    let idle = record.issued_at_ms + config.idle_refresh.as_millis() as i64;
+    let share = record.expires_at_ms.map(|expires| {
+        let lifetime = (expires - record.issued_at_ms).max(1) as f64;
+        expires - (lifetime * config.refresh_when_left).floor() as i64
+    });
+    Some(share.map_or(idle, |share| share.min(idle)))
+}
+
 /// Runs until `stop` turns true.
 pub async fn run(tokens: StoredTokens, mut stop: watch::Receiver<bool>) {
     let config = tokens.config().clone();
@@ -91,7 +106,7 @@ async fn pass(
                 {
                     alerts::raise(
                         AlertKind::TokenAge,
-                        &format!("api {} tenant {}", record.api, record.tenant),
+                        &super::subject(&record.api, &record.tenant),
                         &format!(
                             "the static token is {} days old (rotate_after is {} days); rotate it with `wasmhook tokens rotate`",
                             age.as_secs() / 86_400,
@@ -175,6 +190,27 @@ mod tests {
         assert!(
             !due(&config, &minted, day),
             "minted without refresh: re-minted on use"
+        );
+        assert_eq!(due_at(&config, &minted), None);
+    }
+
+    #[test]
+    fn due_at_is_when_due_turns_true() {
+        let config = CredentialsConfig::default();
+        let day = 86_400_000;
+        for record in [
+            record(CredentialKind::Oauth, 0, Some(day)),
+            record(CredentialKind::Oauth, 5, Some(7_777)),
+            record(CredentialKind::Minted, 0, Some(60 * day)),
+            record(CredentialKind::Oauth, 0, None),
+        ] {
+            let at = due_at(&config, &record).unwrap();
+            assert!(!due(&config, &record, at - 1), "{at}");
+            assert!(due(&config, &record, at + 1), "{at}");
+        }
+        assert_eq!(
+            due_at(&config, &record(CredentialKind::Static, 0, None)),
+            None
         );
     }
 }

@@ -13,13 +13,18 @@
 //!
 //! Only a definitive 400/401 from the token endpoint marks the installation `needs-reauth`
 //! (and drops its useless credential); deliveries of a tenant whose credentials are pending or
-//! need re-authorisation are told to wait ([`TokenSource::waiting`]) without spending attempts.
+//! need re-authorisation are told to wait ([`TokenSource::waiting`]) without spending attempts,
+//! and so is the delivery whose own call met the refusal.
+//!
+//! Health: the installations whose last refresh (or mint) failed are kept here, in this
+//! process, for the token health gauges and the `token_expiry` rule (`auth::health`); every
+//! outcome wakes that check ([`StoredTokens::health_changed`]).
 //!
 //! Invariants: plaintext tokens live only in memory (this cache, [`Secret`]s); no log line,
 //! error, metric label or alert carries one.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -74,6 +79,15 @@ fn fresh(issued: i64, expires: Option<i64>, now: i64) -> bool {
     })
 }
 
+/// The installations whose last refresh or mint failed for a reason worth retrying, and a
+/// count of new tokens stored, so the `token_expiry` check can tell that one landed while it
+/// looked (see [`StoredTokens::unless_settled_since`]).
+#[derive(Default)]
+struct Failing {
+    keys: HashSet<Key>,
+    settled: u64,
+}
+
 /// The credential store as a token source. Cheap to clone.
 #[derive(Clone)]
 pub struct StoredTokens {
@@ -89,6 +103,10 @@ struct Shared {
     flights: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     /// Tenants whose credentials are not ready, and the note their deliveries wait with.
     waiting: Mutex<HashMap<Key, String>>,
+    /// Installations whose last refresh or mint failed, and how many new tokens were stored.
+    failing: Mutex<Failing>,
+    /// Woken by every refresh outcome, so the token health is re-read at once.
+    health: tokio::sync::Notify,
 }
 
 impl StoredTokens {
@@ -117,6 +135,8 @@ impl StoredTokens {
                 cache: Mutex::default(),
                 flights: Mutex::default(),
                 waiting: Mutex::default(),
+                failing: Mutex::default(),
+                health: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -138,13 +158,73 @@ impl StoredTokens {
 
     /// Drops what is cached for (api, tenant); for [`API_WIDE`], everything of `api`.
     pub fn forget(&self, api: &ApiName, tenant: &TenantId) {
+        let key = (api.clone(), tenant.clone());
         let mut cache = lock(&self.shared.cache);
         if tenant.as_str() == API_WIDE {
             cache.retain(|(a, _), _| a != api);
         } else {
-            cache.remove(&(api.clone(), tenant.clone()));
+            cache.remove(&key);
         }
-        lock(&self.shared.waiting).remove(&(api.clone(), tenant.clone()));
+        drop(cache);
+        lock(&self.shared.waiting).remove(&key);
+        let mut failing = lock(&self.shared.failing);
+        let before = failing.keys.len();
+        if tenant.as_str() == API_WIDE {
+            failing.keys.retain(|(a, _)| a != api);
+        } else {
+            failing.keys.remove(&key);
+        }
+        if failing.keys.len() != before {
+            self.shared.health.notify_one();
+        }
+    }
+
+    /// The installations whose last refresh or mint in this process failed for a reason
+    /// worth retrying (a success, a refusal or an uninstall takes them off), sorted.
+    pub fn refresh_failing(&self) -> Vec<(ApiName, TenantId)> {
+        let mut list: Vec<Key> = lock(&self.shared.failing).keys.iter().cloned().collect();
+        list.sort_unstable();
+        list
+    }
+
+    /// Waits until a refresh, mint or install outcome may have changed the token health.
+    /// Outcomes while nobody waits are remembered as one wake-up.
+    pub async fn health_changed(&self) {
+        self.shared.health.notified().await;
+    }
+
+    /// A mark of the new tokens stored so far, for [`StoredTokens::unless_settled_since`].
+    pub fn settled_mark(&self) -> u64 {
+        lock(&self.shared.failing).settled
+    }
+
+    /// Runs `act` with whether `key`'s last refresh failed, unless a new token was stored
+    /// (for any installation) since `mark` was taken. Atomic with storing one: a check that
+    /// read a credential before its refresh landed cannot raise an alert after the refresh
+    /// resolved it.
+    pub fn unless_settled_since(
+        &self,
+        mark: u64,
+        api: &ApiName,
+        tenant: &TenantId,
+        act: impl FnOnce(bool),
+    ) {
+        let failing = lock(&self.shared.failing);
+        if failing.settled == mark {
+            act(failing.keys.contains(&(api.clone(), tenant.clone())));
+        }
+    }
+
+    /// A new token is stored for `key`: it is no longer failing, and its token alerts clear.
+    fn settled(&self, key: &Key, detail: &str) {
+        let mut failing = lock(&self.shared.failing);
+        failing.keys.remove(key);
+        failing.settled += 1;
+        let subject = super::subject(&key.0, &key.1);
+        alerts::resolve(AlertKind::TokenRefresh, &subject, detail);
+        alerts::resolve(AlertKind::TokenExpiry, &subject, detail);
+        drop(failing);
+        self.shared.health.notify_one();
     }
 
     /// Stores what a code exchange or a mint granted for `tenant` and makes it current.
@@ -175,6 +255,7 @@ impl StoredTokens {
         if let Some(opened) = self.shared.vault.store_new(&new, None).await? {
             self.remember(&key, &opened);
         }
+        self.settled(&key, "new credentials were granted");
         Ok(())
     }
 
@@ -224,7 +305,7 @@ impl StoredTokens {
         self.forget(api, tenant);
         alerts::resolve(
             AlertKind::TokenAge,
-            &format!("api {api} tenant {tenant}"),
+            &super::subject(api, tenant),
             "a new static token was set",
         );
         Ok(opened)
@@ -318,9 +399,7 @@ impl StoredTokens {
             Some(InstallationState::Pending) => Some(format!(
                 "waiting: the {api} installation of tenant {tenant} has no credentials yet (OAuth not completed)"
             )),
-            Some(InstallationState::NeedsReauth) => Some(format!(
-                "waiting: the {api} installation of tenant {tenant} needs re-authorisation"
-            )),
+            Some(InstallationState::NeedsReauth) => Some(reauth_note(api, tenant)),
             _ => None,
         };
         if let Some(note) = note {
@@ -390,12 +469,9 @@ impl StoredTokens {
                     .ok_or_else(|| {
                         AuthError::Unavailable("the minted token was not stored".into())
                     })?;
-                self.remember(&(api.clone(), location.clone()), &opened);
-                alerts::resolve(
-                    AlertKind::TokenRefresh,
-                    &format!("api {api} tenant {location}"),
-                    "a location token was minted",
-                );
+                let key = (api.clone(), location.clone());
+                self.remember(&key, &opened);
+                self.settled(&key, "a location token was minted");
                 tracing::info!(api = %api, tenant = %location, "minted a location token from its company's token");
                 Ok(Some(opened.access))
             }
@@ -504,11 +580,7 @@ impl StoredTokens {
                         })?,
                 };
                 self.remember(&key, &stored);
-                alerts::resolve(
-                    AlertKind::TokenRefresh,
-                    &format!("api {api} tenant {tenant}"),
-                    "the token was refreshed",
-                );
+                self.settled(&key, "the token was refreshed");
                 Ok(stored.access)
             }
             Err(GrantError::Definitive { status, code }) => {
@@ -528,7 +600,9 @@ impl StoredTokens {
     }
 
     /// The token endpoint refused for good: the credential is useless, the installation needs
-    /// re-authorisation, and its deliveries wait until a new install completes.
+    /// re-authorisation, and its deliveries wait until a new install completes — the one whose
+    /// call met the refusal included: the answer is [`AuthError::Pending`] with the waiting
+    /// note set, so that delivery is deferred without spending an attempt, like later ones.
     async fn needs_reauth(
         &self,
         api: &ApiName,
@@ -546,24 +620,36 @@ impl StoredTokens {
             tracing::error!(api = %api, tenant = %tenant, error = %e, "marking the installation needs-reauth failed");
         }
         self.forget(api, tenant);
+        self.shared.health.notify_one();
+        let subject = super::subject(api, tenant);
         alerts::raise(
             AlertKind::AuthFailure,
-            &format!("api {api} tenant {tenant}"),
+            &subject,
             &format!(
                 "the token endpoint refused the credentials ({}); the installation needs re-authorisation and its deliveries wait",
                 why.as_deref().unwrap_or("refused")
             ),
         );
-        AuthError::Rejected {
-            api: api.clone(),
-            tenant: tenant.clone(),
+        // Refreshing can no longer fail (or succeed): the refusal is the news now.
+        alerts::resolve(
+            AlertKind::TokenRefresh,
+            &subject,
+            "the token endpoint refused for good; see auth_failure",
+        );
+        lock(&self.shared.waiting).insert((api.clone(), tenant.clone()), reauth_note(api, tenant));
+        AuthError::Pending {
+            retry_after: self.shared.config.wait_recheck,
         }
     }
 
     fn transient(&self, api: &ApiName, tenant: &TenantId, error: &GrantError) -> AuthError {
+        lock(&self.shared.failing)
+            .keys
+            .insert((api.clone(), tenant.clone()));
+        self.shared.health.notify_one();
         alerts::raise(
             AlertKind::TokenRefresh,
-            &format!("api {api} tenant {tenant}"),
+            &super::subject(api, tenant),
             &format!("getting a new token failed; will retry: {error}"),
         );
         AuthError::Unavailable(error.to_string())
@@ -669,6 +755,11 @@ fn count<T>(api: &ApiName, kind: &'static str, result: &Result<T, GrantError>) {
     };
     metrics::counter!("wasmhook_token_requests_total", "api" => api.to_string(), "kind" => kind, "outcome" => outcome)
         .increment(1);
+}
+
+/// The note a delivery of an installation that needs re-authorisation waits with.
+fn reauth_note(api: &ApiName, tenant: &TenantId) -> String {
+    format!("waiting: the {api} installation of tenant {tenant} needs re-authorisation")
 }
 
 fn unavailable(e: impl std::fmt::Display) -> AuthError {

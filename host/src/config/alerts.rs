@@ -22,6 +22,14 @@ pub struct RawAlerts {
     pub auth_failure_window: Option<String>,
     pub queue_age: Option<String>,
     pub check_interval: Option<String>,
+    pub token_expiry: Option<RawTokenExpiry>,
+}
+
+/// `[alerts.token_expiry]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenExpiry {
+    pub horizon: Option<String>,
 }
 
 /// `[alerts]`, validated.
@@ -47,6 +55,12 @@ pub struct AlertsConfig {
     /// How often the queue is read and the windowed rules are re-evaluated (to resolve them
     /// once traffic stops). Default 15 s.
     pub check_interval: Duration,
+    /// `[alerts.token_expiry] horizon`: an installation whose access token expires within
+    /// this long, and which was not refreshed although it was due (its last refresh failed,
+    /// or none was even tried), raises `token_expiry`. Default 30 min, well inside the share
+    /// of lifetime at which tokens are refreshed (2.4 h of HighLevel's 24 h at the default
+    /// `refresh_when_left`), so it fires only after refreshes kept failing for hours.
+    pub token_expiry_horizon: Duration,
 }
 
 /// The destination of alert POSTs.
@@ -68,6 +82,7 @@ impl Default for AlertsConfig {
             auth_failure_window: Duration::from_secs(600),
             queue_age: Duration::from_secs(300),
             check_interval: Duration::from_secs(15),
+            token_expiry_horizon: Duration::from_secs(1800),
         }
     }
 }
@@ -158,6 +173,12 @@ pub(super) fn validate_alerts(c: &mut Checker<'_>, raw: RawAlerts) -> AlertsConf
             raw.check_interval.as_deref(),
             d.check_interval,
         ),
+        token_expiry_horizon: positive(
+            c,
+            "alerts.token_expiry.horizon",
+            raw.token_expiry.and_then(|t| t.horizon).as_deref(),
+            d.token_expiry_horizon,
+        ),
     }
 }
 
@@ -204,11 +225,21 @@ mod tests {
         let config = Config::parse(
             Path::new("w.toml"),
             "[alerts]\nurl = \"http://127.0.0.1:1/a\"\nsecret = { env = \"ALERT_SECRET\" }\n\
-             api_error_window = \"1m\"\ncheck_interval = \"1s\"\n",
+             api_error_window = \"1m\"\ncheck_interval = \"1s\"\n\n\
+             [alerts.token_expiry]\nhorizon = \"45m\"\n",
         )
         .unwrap();
         assert!(config.alerts.webhook.is_some());
         assert_eq!(config.alerts.api_error_window.as_secs(), 60);
         assert_eq!(config.alerts.check_interval.as_secs(), 1);
+        assert_eq!(config.alerts.token_expiry_horizon.as_secs(), 45 * 60);
+    }
+
+    #[test]
+    fn a_zero_token_expiry_horizon_and_unknown_fields_are_named() {
+        let msg = problems("[alerts.token_expiry]\nhorizon = \"0s\"\n");
+        assert!(msg.contains("alerts.token_expiry.horizon"), "{msg}");
+        let msg = problems("[alerts.token_expiry]\nwithin = \"30m\"\n");
+        assert!(msg.contains("within"), "{msg}");
     }
 }

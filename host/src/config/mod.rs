@@ -197,6 +197,10 @@ mod tests {
         );
         assert_eq!(config.storage.retention, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(
+            config.alerts.token_expiry_horizon,
+            crate::config::AlertsConfig::default().token_expiry_horizon
+        );
+        assert_eq!(
             config.storage.dead_retention,
             Duration::from_secs(30 * 24 * 3600)
         );

@@ -191,6 +191,7 @@ pub async fn run(
         tokens.clone(),
         gc_stopped.clone(),
     ));
+    let monitored_tokens = tokens.clone();
     let eraser = tokio::spawn(crate::auth::uninstall::run(
         store.clone(),
         tokens,
@@ -198,7 +199,12 @@ pub async fn run(
         ERASE_INTERVAL,
         gc_stopped.clone(),
     ));
-    let monitor = tokio::spawn(crate::telemetry::monitor::run(store.clone(), gc_stopped));
+    let monitor = tokio::spawn(crate::telemetry::monitor::run(
+        store.clone(),
+        monitored_tokens,
+        config.apis.keys().cloned().collect(),
+        gc_stopped,
+    ));
 
     let public_addr = listeners.public.local_addr()?;
     let admin_addr = listeners.admin.local_addr()?;

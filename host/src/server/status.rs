@@ -1,7 +1,9 @@
 //! `GET /admin/status`: the live summary `wasmhook status` prints. Per plugin, its last hour
 //! (attempts delivered and failed, deliveries dead, p95 attempt duration) from the store; per
 //! API, its error rate over the alert window, the last rate-limit headroom seen and the breaker,
-//! from this process; the installations that need an operator; and the open alerts.
+//! from this process, with its token health (soonest expiry, oldest static token, as
+//! `/metrics` shows them); the installations that need an operator (re-authorisation, an
+//! install not completed, refreshes failing); and the open alerts.
 //!
 //! Invariants: no tenant data beyond the ids of installations needing action (capped at
 //! [`MAX_INSTALLATIONS`]); the API numbers are the ones `/metrics` shows.
@@ -29,7 +31,8 @@ pub struct Status {
     pub since_ms: i64,
     pub plugins: Vec<PluginStats>,
     pub apis: Vec<ApiStatus>,
-    /// How many installations need action (re-authorisation, or still waiting for credentials).
+    /// How many installations need action (re-authorisation, still waiting for credentials,
+    /// or refreshes failing in this process).
     pub installations_needing_action: usize,
     /// The first [`MAX_INSTALLATIONS`] of them.
     pub installations: Vec<InstallationNeed>,
@@ -49,6 +52,13 @@ pub struct ApiStatus {
     /// `x-ratelimit-remaining` of the last answer; None before any.
     pub ratelimit_remaining: Option<f64>,
     pub breaker_open: bool,
+    /// Seconds until the soonest expiry of a token the refresher keeps current (negative:
+    /// expired); None when the API has none.
+    #[serde(default)]
+    pub token_expiry_secs: Option<f64>,
+    /// Age of the oldest static token, seconds; None when the API has none.
+    #[serde(default)]
+    pub static_token_age_secs: Option<f64>,
 }
 
 /// An installation an operator must look at.
@@ -56,7 +66,8 @@ pub struct ApiStatus {
 pub struct InstallationNeed {
     pub api: ApiName,
     pub tenant: TenantId,
-    /// `needs-reauth` or `pending`.
+    /// `needs-reauth`, `pending` or `refresh-failing` (the last refresh failed; retried in
+    /// the background).
     pub state: String,
 }
 
@@ -80,6 +91,14 @@ pub(super) async fn status(State(state): State<AdminState>) -> Response {
             window_secs,
             ratelimit_remaining: gauge(&rendered, "wasmhook_api_ratelimit_remaining", api),
             breaker_open: gauge(&rendered, "wasmhook_api_breaker_open", api) == Some(1.0),
+            token_expiry_secs: gauge(&rendered, "wasmhook_token_expiry_soonest_seconds", api)
+                .filter(|v| v.is_finite()),
+            static_token_age_secs: gauge(
+                &rendered,
+                "wasmhook_static_token_oldest_age_seconds",
+                api,
+            )
+            .filter(|v| v.is_finite()),
         });
         let list = match state.store.installations(api).await {
             Ok(list) => list,
@@ -99,6 +118,24 @@ pub(super) async fn status(State(state): State<AdminState>) -> Response {
                     });
                 }
             }
+        }
+    }
+    let failing = state
+        .tokens
+        .as_ref()
+        .map(|t| t.refresh_failing())
+        .unwrap_or_default();
+    for (api, tenant) in failing {
+        if !state.apis.contains(&api) {
+            continue;
+        }
+        needing += 1;
+        if installations.len() < MAX_INSTALLATIONS {
+            installations.push(InstallationNeed {
+                api,
+                tenant,
+                state: "refresh-failing".to_string(),
+            });
         }
     }
     Json(Status {

@@ -1,7 +1,9 @@
 //! The periodic check: every `alerts.check_interval` it reads the delivery queue (one cheap
 //! indexed store read) into the gauges `wasmhook_queue_pending`, `wasmhook_queue_running` and
-//! `wasmhook_queue_oldest_due_seconds`, raises or resolves the `queue_age` alert, and lets the
-//! windowed alert rules resolve once traffic has stopped.
+//! `wasmhook_queue_oldest_due_seconds`, raises or resolves the `queue_age` alert, lets the
+//! windowed alert rules resolve once traffic has stopped, and checks the token health
+//! (`auth::health`: gauges and the `token_expiry` rule) — also at once after each refresh
+//! outcome, so the gauges follow refreshes without waiting for the next tick.
 
 use std::time::Duration;
 
@@ -9,25 +11,49 @@ use tokio::sync::watch;
 
 use crate::{
     alerts::{self, AlertKind},
-    ids::now_ms,
+    auth::{StoredTokens, health::Checker},
+    ids::{ApiName, now_ms},
     store::{AnyStore, Store},
 };
 
 /// The subject of the queue-age alert.
 const QUEUE: &str = "queue";
+/// Token health checks woken by refresh outcomes run at most this often: a burst of refreshes
+/// is one walk of the credentials, not one each.
+const TOKEN_CHECK_GAP: Duration = Duration::from_secs(1);
 
-/// Runs until `stop` turns true.
-pub async fn run(store: AnyStore, mut stop: watch::Receiver<bool>) {
+/// Runs until `stop` turns true; `apis` are the configured APIs (the token gauges' labels).
+pub async fn run(
+    store: AnyStore,
+    tokens: StoredTokens,
+    apis: Vec<ApiName>,
+    mut stop: watch::Receiver<bool>,
+) {
     let config = alerts::config();
     let mut tick = tokio::time::interval(config.check_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tokens_health = Checker::default();
+    let mut last_token_check = tokio::time::Instant::now();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        let periodic = tokio::select! {
+            _ = tick.tick() => true,
+            _ = async {
+                tokens.health_changed().await;
+                tokio::time::sleep_until(last_token_check + TOKEN_CHECK_GAP).await;
+            } => false,
             _ = stop.wait_for(|stop| *stop) => return,
+        };
+        last_token_check = tokio::time::Instant::now();
+        if periodic {
+            check_queue(&store, config.queue_age).await;
+            alerts::evaluate();
         }
-        check_queue(&store, config.queue_age).await;
-        alerts::evaluate();
+        if let Err(e) = tokens_health
+            .check(&tokens, &apis, config.token_expiry_horizon)
+            .await
+        {
+            tracing::warn!(error = %e, "reading the credentials for the token health failed; will try again");
+        }
     }
 }
 

@@ -32,6 +32,7 @@ mod secrets;
 mod send;
 mod status;
 mod tls_reload;
+mod token_health;
 mod tokens;
 mod tokens_at_rest;
 mod tokens_crash;
