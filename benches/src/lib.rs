@@ -5,5 +5,6 @@
 pub mod args;
 pub mod bare;
 pub mod child;
+pub mod load;
 pub mod report;
 pub mod stats;
