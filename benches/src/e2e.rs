@@ -150,7 +150,12 @@ async fn run_peer(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("spawning {}", wasmtime.display()))?;
+        .with_context(|| {
+            format!(
+                "spawning {} (the wasmtime CLI of the peer; scripts/bench installs it)",
+                wasmtime.display()
+            )
+        })?;
     let pid = child.id().context("wasmtime exited at once")?;
     // `wasmtime serve` prints `Serving HTTP on http://<addr>/` (stderr in 48).
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
