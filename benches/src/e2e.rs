@@ -290,7 +290,7 @@ async fn run(args: &Args, fake: &RecordingApi) -> anyhow::Result<()> {
             section.row(row("wasmhook + relay plugin", &ours, "-".into()));
             section.note(
                 "peer skipped: no --peer-wasmtime/--peer-component given (scripts/bench --quick \
-                 and CI skip the wasmtime CLI install)",
+                 and --no-peer, and so CI, skip the wasmtime CLI install)",
             );
         }
     }
