@@ -349,12 +349,11 @@ async fn run(args: &Args, fake: &FakeApi) -> anyhow::Result<()> {
     let mut section = Section::new(
         "Plugin invocation",
         INVOKE_ABOUT,
-        &format!(
+        format!(
             "cargo build --release -p wasmhook-benches && target/release/invoke {}",
             args.flags()
         )
-        .trim_end()
-        .to_string(),
+        .trim_end(),
     );
     section.header(&[
         "plugin",
