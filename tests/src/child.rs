@@ -154,8 +154,9 @@ impl ChildServer {
 }
 
 /// Parses the `wasmhook listening` log line (`public_addr=... admin_addr=...`, or its JSON
-/// form `"public_addr":"...","admin_addr":"..."`).
-fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+/// form `"public_addr":"...","admin_addr":"..."`) into (public, admin). The benchmarks that
+/// start the binary themselves use it too.
+pub fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     if !line.contains("wasmhook listening") {
         return None;
     }
