@@ -4,6 +4,7 @@ mod build;
 mod check;
 mod dev;
 mod init;
+mod migrate;
 mod mock_api;
 mod new;
 mod plugin_test;
@@ -75,6 +76,13 @@ pub enum Command {
     /// A live summary: per plugin its last hour, per API its health, installations needing
     /// action, open alerts (admin API).
     Status(admin_client::StatusArgs),
+    /// Bring the store's schema up to date (serve does it at start too); safe while PostgreSQL
+    /// replicas run.
+    Migrate {
+        /// The config file.
+        #[arg(long, short, default_value = "wasmhook.toml", env = "WASMHOOK_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 /// Runs the parsed command.
@@ -95,6 +103,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Tokens(args) => admin(admin_client::run_tokens(args)),
         Command::Keys(args) => admin(admin_client::run_keys(args)),
         Command::Status(args) => admin(admin_client::run_status(args)),
+        Command::Migrate { config } => migrate::run(&config),
     }
 }
 

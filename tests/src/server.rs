@@ -26,6 +26,8 @@ pub struct TestServerBuilder {
     server: String,
     sections: Vec<String>,
     plugins: Vec<(String, PathBuf, String)>,
+    /// `storage.url`; None: SQLite in the test's folder.
+    store_url: Option<String>,
 }
 
 impl TestServerBuilder {
@@ -80,6 +82,12 @@ impl TestServerBuilder {
         self
     }
 
+    /// Stores in the database at `url` (e.g. a PostgreSQL test schema's) instead of SQLite.
+    pub fn store_url(mut self, url: &str) -> Self {
+        self.store_url = Some(url.to_owned());
+        self
+    }
+
     /// Extra top-level TOML (e.g. a `[plugins]` table).
     pub fn toml(mut self, text: &str) -> Self {
         self.sections.push(text.to_string());
@@ -113,7 +121,14 @@ impl TestServerBuilder {
             self.server
         );
         // A test's own `[storage]` table gets the store URL added; otherwise it is the default.
-        let store_url = "url = \"sqlite://data/wasmhook.db\"\n";
+        let store_url = format!(
+            "url = {}\n",
+            toml_string(
+                self.store_url
+                    .as_deref()
+                    .unwrap_or("sqlite://data/wasmhook.db")
+            )
+        );
         let custom_storage = self.sections.iter().any(|s| s.contains("[storage]"));
         if !custom_storage {
             text.push_str(&format!("[storage]\n{store_url}\n"));
@@ -222,6 +237,7 @@ impl TestServer {
             server: String::new(),
             sections: Vec::new(),
             plugins: Vec::new(),
+            store_url: None,
         }
     }
 
@@ -290,4 +306,9 @@ impl TestServer {
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("data/wasmhook.db")
     }
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }

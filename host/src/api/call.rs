@@ -94,7 +94,20 @@ pub(super) async fn run(
                 return fail(attempt - 1, budget_exhausted(wait));
             }
         };
-        let paced = permit.waited;
+        let mut paced = permit.waited;
+        if let Some(limit) = &api.config.rate_limit {
+            match inner
+                .shared
+                .take(&api.config.name, &ctx.tenant, limit, ctx.deadline)
+                .await
+            {
+                Ok(waited) => paced += waited,
+                Err(PaceError::Deadline { retry_after } | PaceError::Quota { retry_after }) => {
+                    observe::pacing_refused(call, "deadline");
+                    return fail(attempt - 1, budget_exhausted(retry_after));
+                }
+            }
+        }
         host.authorization = match token.as_ref().map(auth::bearer).transpose() {
             Ok(value) => value,
             Err(error) => return fail(attempt - 1, error),

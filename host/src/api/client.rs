@@ -19,7 +19,7 @@ use super::{
     cache::{self, Cache, Lookup},
     call,
     observe::{self, Call},
-    pacing::Pacer,
+    pacing::{Pacer, shared::SharedBudget},
     prepare::{self, Prepared},
 };
 use crate::{
@@ -33,6 +33,8 @@ pub(super) struct Inner {
     pub(super) http: reqwest::Client,
     apis: BTreeMap<ApiName, Api>,
     pub(super) tokens: Arc<dyn TokenSource>,
+    /// The rate budgets shared with other replicas (PostgreSQL only).
+    pub(super) shared: SharedBudget,
 }
 
 /// One configured API and its traffic state.
@@ -80,6 +82,7 @@ impl Inner {
             http,
             apis: loaded,
             tokens,
+            shared: SharedBudget::default(),
         })
     }
 

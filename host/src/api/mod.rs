@@ -236,6 +236,12 @@ impl ApiClient {
         })
     }
 
+    /// Shares each API's configured rate budget per tenant with every process using `store`
+    /// (several replicas on one PostgreSQL database); the first call wins.
+    pub fn share_pacing(&self, store: crate::store::postgres::PostgresStore) {
+        self.inner.shared.share_through(store);
+    }
+
     /// Checks `req` against the caller's capabilities and sends it, paced per tenant, retrying
     /// transient failures within `ctx.deadline` unless `req.retry` is [`RetryMode::Never`]. A
     /// GET on a declared list endpoint without `limit` gets the declared one.

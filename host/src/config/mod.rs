@@ -12,6 +12,7 @@ mod error;
 mod raw;
 mod raw_sources;
 mod sources;
+mod store_url;
 mod units;
 mod validate;
 mod validate_sources;
@@ -30,6 +31,7 @@ pub use sources::{
     MacAlgorithm, MacEncoding, SchemeConfig, ShopifyConfig, SlackConfig, SourceConfig,
     StandardWebhooksConfig, StripeConfig,
 };
+pub use store_url::{PostgresUrl, StoreUrl, redact as redact_url};
 pub use units::{parse_duration, parse_size};
 
 use crate::{ids::ApiName, secret::SecretRef};
@@ -101,13 +103,8 @@ pub struct StorageConfig {
     pub keep_payloads: bool,
     /// How often the retention collector runs. Default 1 minute.
     pub gc_interval: Duration,
-}
-
-/// Which store backend and where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreUrl {
-    /// `sqlite://path` (relative to the config file's folder).
-    Sqlite(PathBuf),
+    /// PostgreSQL connections this process keeps open at most. Default 16; ignored by SQLite.
+    pub pool_size: usize,
 }
 
 /// `[plugins]`: the plugin folder and the dispatcher.
@@ -206,6 +203,7 @@ mod tests {
         );
         assert!(!config.storage.keep_payloads);
         assert_eq!(config.storage.gc_interval, Duration::from_secs(60));
+        assert_eq!(config.storage.pool_size, 16);
         assert_eq!(config.plugins.dir, Path::new("conf/plugins"));
         assert_eq!(
             config.plugins.cache_dir,
@@ -344,6 +342,33 @@ token = "plain-text-token"
             !msg.contains("plain-text-token"),
             "a secret leaked into:\n{msg}"
         );
+    }
+
+    #[test]
+    fn a_postgres_url_selects_postgres_and_its_password_never_shows() {
+        let text = "[storage]\nurl = \"postgres://app:s3cret@db:5432/hooks\"\npool_size = 4\n\
+                    [[sources]]\nname = \"hl\"\nscheme = \"highlevel\"\napp_id = \"a\"\n";
+        let config = Config::parse(Path::new("cfg/wasmhook.toml"), text).unwrap();
+        let StoreUrl::Postgres(url) = &config.storage.url else {
+            panic!("expected PostgreSQL, got {:?}", config.storage.url)
+        };
+        assert_eq!(url.expose(), "postgres://app:s3cret@db:5432/hooks");
+        assert_eq!(config.storage.pool_size, 4);
+        assert!(!format!("{config:?}").contains("s3cret"));
+
+        let msg = problems(
+            "[storage]\nurl = \"postgres://app:s3cret@/hooks\"\npool_size = 0\n\
+             [[sources]]\nname = \"hl\"\nscheme = \"highlevel\"\napp_id = \"a\"\n",
+        );
+        for needle in [
+            "cfg/wasmhook.toml",
+            "storage.url",
+            "postgres://user@host",
+            "storage.pool_size",
+        ] {
+            assert!(msg.contains(needle), "missing {needle:?} in:\n{msg}");
+        }
+        assert!(!msg.contains("s3cret"), "the password leaked into:\n{msg}");
     }
 
     #[test]

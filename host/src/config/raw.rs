@@ -85,6 +85,7 @@ pub struct RawStorage {
     pub dead_retention: Option<String>,
     pub keep_payloads: Option<bool>,
     pub gc_interval: Option<String>,
+    pub pool_size: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]

@@ -19,6 +19,46 @@ use super::{
 };
 use crate::{ids::ApiName, secret::SecretRef};
 
+/// PostgreSQL connections per process unless `storage.pool_size` says otherwise: the workers
+/// (2 x cores) plus ingestion and the background tasks, on the small machines this runs on.
+const DEFAULT_POOL_SIZE: usize = 16;
+
+/// More connections than this from one process only queue inside PostgreSQL.
+const MAX_POOL_SIZE: usize = 1024;
+
+/// `storage.url` as a backend, or a problem saying what to write.
+fn store_url(c: &mut Checker<'_>, text: &str) -> StoreUrl {
+    let fallback = |c: &Checker<'_>| StoreUrl::Sqlite(c.path(Path::new("data/wasmhook.db")));
+    if let Some(path) = text.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            c.problem(
+                "storage.url",
+                "`sqlite://` names no file; write \"sqlite://path/to/wasmhook.db\"",
+            );
+            return fallback(c);
+        }
+        return StoreUrl::Sqlite(c.path(Path::new(path)));
+    }
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return match crate::config::PostgresUrl::parse(text) {
+            Ok(url) => StoreUrl::Postgres(url),
+            Err(message) => {
+                c.problem("storage.url", message);
+                fallback(c)
+            }
+        };
+    }
+    c.problem(
+        "storage.url",
+        format!(
+            "`{}` is not a store URL; write \"sqlite://path/to/wasmhook.db\" (one process) or \
+             \"postgres://user@host:5432/database\" (several replicas)",
+            crate::config::redact_url(text)
+        ),
+    );
+    fallback(c)
+}
+
 /// Collects problems while reading fields.
 pub(super) struct Checker<'a> {
     base: &'a Path,
@@ -184,16 +224,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         .url
         .as_deref()
         .unwrap_or("sqlite://data/wasmhook.db");
-    let url = match url_text.strip_prefix("sqlite://") {
-        Some(p) if !p.is_empty() => StoreUrl::Sqlite(c.path(Path::new(p))),
-        _ => {
-            c.problem(
-                "storage.url",
-                format!("`{url_text}` is not a store URL; write \"sqlite://path/to/wasmhook.db\""),
-            );
-            StoreUrl::Sqlite(c.path(Path::new("data/wasmhook.db")))
-        }
-    };
+    let url = store_url(&mut c, url_text);
     let storage = StorageConfig {
         url,
         retention: c.duration(
@@ -212,7 +243,14 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             raw.storage.gc_interval.as_deref(),
             Duration::from_secs(60),
         ),
+        pool_size: raw.storage.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
     };
+    if storage.pool_size == 0 || storage.pool_size > MAX_POOL_SIZE {
+        c.problem(
+            "storage.pool_size",
+            format!("must be between 1 and {MAX_POOL_SIZE}, e.g. {DEFAULT_POOL_SIZE}"),
+        );
+    }
     if storage.gc_interval.is_zero() {
         c.problem(
             "storage.gc_interval",
@@ -242,10 +280,11 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         cache_dir: match &raw.plugins.cache_dir {
             Some(dir) => c.path(dir),
             // Beside the data it belongs with: the SQLite file's folder.
-            None => {
-                let StoreUrl::Sqlite(db) = &storage.url;
-                db.parent().unwrap_or(Path::new(".")).join("compile-cache")
-            }
+            None => match &storage.url {
+                StoreUrl::Sqlite(db) => db.parent().unwrap_or(Path::new(".")).join("compile-cache"),
+                // Compiled plugins are per machine, not shared state: beside the config.
+                StoreUrl::Postgres(_) => c.path(Path::new("data/compile-cache")),
+            },
         },
         watch: raw.plugins.watch.unwrap_or(true),
         reload_debounce: c.duration(

@@ -65,6 +65,7 @@ pub async fn run(
         &config.storage.url,
         StoreOptions {
             keep_payloads: config.storage.keep_payloads,
+            pool_size: Some(config.storage.pool_size),
         },
     )
     .await
@@ -74,6 +75,10 @@ pub async fn run(
         .context("setting up credentials")?;
     let api = ApiClient::with_token_source(&config.apis, Arc::new(tokens.clone()))
         .context("building the API client")?;
+    if let AnyStore::Postgres(postgres) = &store {
+        // Replicas on one database draw each API's configured rate budget from it together.
+        api.share_pacing(postgres.clone());
+    }
     let runtime = Runtime::with_options(
         Services {
             store: store.clone(),

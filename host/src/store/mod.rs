@@ -24,6 +24,7 @@ pub mod conformance;
 pub mod credentials;
 mod maintenance;
 pub mod ordering;
+pub mod postgres;
 pub mod retention;
 pub mod sqlite;
 
@@ -274,6 +275,15 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {}", postgres::describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No pooled PostgreSQL connection could be had (the server is down or every connection
+    /// stayed busy past the wait).
+    #[error("postgres connection pool: {}", postgres::describe_pool(.0))]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The store's settings cannot be used (the message names the setting; no password).
+    #[error("store configuration: {0}")]
+    Config(String),
     #[error("store I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("corrupt row: {0}")]
@@ -578,12 +588,19 @@ pub struct StoreOptions {
     /// Keep payloads after every delivery succeeded. Default false: data minimisation drops
     /// them, keeping what dedup needs (HighLevel's guide asks to store only what is needed).
     pub keep_payloads: bool,
+    /// PostgreSQL: connections kept open at most (`storage.pool_size`); None: 16. SQLite
+    /// ignores it.
+    pub pool_size: Option<usize>,
 }
+
+/// PostgreSQL connections when [`StoreOptions::pool_size`] is unset.
+const DEFAULT_POOL_SIZE: usize = 16;
 
 /// The store the host holds: one variant per backend.
 #[derive(Clone)]
 pub enum AnyStore {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
 }
 
 impl AnyStore {
@@ -602,6 +619,14 @@ impl AnyStore {
             crate::config::StoreUrl::Sqlite(path) => Ok(AnyStore::Sqlite(
                 sqlite::SqliteStore::open_with(path, options).await?,
             )),
+            crate::config::StoreUrl::Postgres(url) => Ok(AnyStore::Postgres(
+                postgres::PostgresStore::open(
+                    url,
+                    options.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
+                    options,
+                )
+                .await?,
+            )),
         }
     }
 
@@ -609,6 +634,7 @@ impl AnyStore {
     pub async fn close(&self) {
         match self {
             AnyStore::Sqlite(s) => s.close().await,
+            AnyStore::Postgres(s) => s.close().await,
         }
     }
 }
@@ -617,6 +643,7 @@ macro_rules! delegate {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             AnyStore::Sqlite($s) => $call,
+            AnyStore::Postgres($s) => $call,
         }
     };
 }

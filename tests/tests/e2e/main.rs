@@ -26,6 +26,7 @@ mod newcomer;
 mod python;
 mod quota;
 mod reload;
+mod replicas;
 mod sandbox;
 mod schemes;
 mod secrets;

@@ -16,6 +16,7 @@
 //! evicted by a sweep at most every [`SWEEP_EVERY`].
 
 mod queue;
+pub mod shared;
 pub mod window;
 
 use std::{

@@ -222,3 +222,44 @@ async fn unpaced_apis_send_at_once() {
     assert!(results.iter().all(Result::is_ok));
     assert_eq!(fake.count(), 20);
 }
+
+/// Two clients (as two replicas would have, each with its own connection pool) on one
+/// PostgreSQL schema share the budget: 300 requests for one tenant split between them meet no
+/// 429 from a fake enforcing 100 per 10 s. Each client alone would allow itself 100 per 10 s,
+/// so without the shared budget they would send 200 in the first window. Real time: the
+/// database's clock paces it (about 21 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_budget_and_meet_no_429() {
+    use crate::store::postgres::testing::TestSchema;
+    let schema = TestSchema::create().await;
+    let limiter = Limiter::new(100, Duration::from_secs(10), false);
+    let fake = limited_fake(&limiter).await;
+    let replicas = [
+        paced_client(&fake, RetrySchedule::default()),
+        paced_client(&fake, RetrySchedule::default()),
+    ];
+    for replica in &replicas {
+        replica.share_pacing(schema.open().await);
+    }
+    let started = Instant::now();
+    let bursts = replicas.map(|replica| {
+        tokio::spawn(async move { burst(&replica, &ctx(Duration::from_secs(120)), 150).await })
+    });
+    for burst in bursts {
+        let results = burst.await.unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    }
+    assert_eq!(
+        limiter.lock().unwrap().refused,
+        0,
+        "the fake refused requests"
+    );
+    assert_eq!(fake.count(), 300);
+    // Three windows' worth across both: the third hundred cannot start before 20 s.
+    assert!(
+        started.elapsed() >= Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    schema.drop().await;
+}
