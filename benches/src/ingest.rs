@@ -5,7 +5,11 @@
 //! of as many rows as there are senders), and the ratio between the two.
 //!
 //! Every webhook is unique and signed before the clock starts, so the figures measure the
-//! server (verify + durable commit + answer), not the sender.
+//! server (verify + durable commit + answer), not the sender. The server runs on its own tokio
+//! runtime (threads `server`), the senders on another (threads `sender`), as they would on two
+//! machines; a second table splits each level's CPU time per webhook by thread (server workers,
+//! the SQLite writer, senders) and shows the writer's mean batch and commit time, so a run on a
+//! busy machine still says where the time goes.
 //!
 //! Run: `cargo run --release -p wasmhook-benches --bin ingest` (`--quick`: one short pass per
 //! level, what CI runs so the benchmark keeps compiling and working).
@@ -198,17 +202,129 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// CPU time (user + system) of this process's live threads, summed by role: the server's
+/// runtime threads, the SQLite writer, the senders, and the rest.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    server: Duration,
+    writer: Duration,
+    senders: Duration,
+    other: Duration,
+}
+
+impl Cpu {
+    /// Reads `/proc/self/task/*/stat` (Linux); zeros elsewhere.
+    fn now() -> Cpu {
+        let mut cpu = Cpu::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return cpu;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ...`: the name may hold spaces, so split at the last `)`.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = &stat[open + 1..close];
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name, in
+            // clock ticks of 1/100 s (USER_HZ).
+            let ticks: u64 = fields
+                .get(11..13)
+                .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+                .unwrap_or(0);
+            let time = Duration::from_millis(ticks * 10);
+            let slot = match name {
+                n if n.starts_with(SERVER_THREADS) => &mut cpu.server,
+                n if n.starts_with("sqlite-writer") => &mut cpu.writer,
+                n if n.starts_with(SENDER_THREADS) => &mut cpu.senders,
+                _ => &mut cpu.other,
+            };
+            *slot += time;
+        }
+        cpu
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            server: self.server.saturating_sub(before.server),
+            writer: self.writer.saturating_sub(before.writer),
+            senders: self.senders.saturating_sub(before.senders),
+            other: self.other.saturating_sub(before.other),
+        }
+    }
+}
+
+/// Sums and counts of the server's own histograms, read from its in-process Prometheus
+/// recorder (the same text `/metrics` serves).
+#[derive(Clone, Copy, Default)]
+struct Store {
+    batches: f64,
+    batched: f64,
+    commits: f64,
+    commit_seconds: f64,
+}
+
+impl Store {
+    fn now() -> Store {
+        let text = wasmhook::telemetry::metrics().render();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .filter(|line| {
+                    line.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+                })
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        Store {
+            batches: value("wasmhook_store_write_batch_size_count"),
+            batched: value("wasmhook_store_write_batch_size_sum"),
+            commits: value("wasmhook_store_commit_seconds_count"),
+            commit_seconds: value("wasmhook_store_commit_seconds_sum"),
+        }
+    }
+
+    fn since(self, before: Store) -> Store {
+        Store {
+            batches: self.batches - before.batches,
+            batched: self.batched - before.batched,
+            commits: self.commits - before.commits,
+            commit_seconds: self.commit_seconds - before.commit_seconds,
+        }
+    }
+}
+
+/// Thread name prefixes of the two runtimes.
+const SERVER_THREADS: &str = "server";
+const SENDER_THREADS: &str = "sender";
+
+fn runtime(name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()?)
+}
+
+fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let dir = tempfile::tempdir()?;
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let config = wasmhook::config::Config::load(config(dir.path(), &key)?)?;
-    let public = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let server_runtime = runtime(SERVER_THREADS)?;
+    let senders = runtime(SENDER_THREADS)?;
+    let (public, admin) = server_runtime.block_on(async {
+        anyhow::Ok((
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        ))
+    })?;
     let url = format!("http://{}/webhooks/highlevel", public.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(wasmhook::run(
+    let server = server_runtime.spawn(wasmhook::run(
         config,
         wasmhook::Listeners { public, admin },
         async move {
@@ -233,16 +349,20 @@ async fn main() -> anyhow::Result<()> {
         "ratio"
     );
     let installs = (0..TENANTS).map(|i| sign(&key, install(i))).collect();
-    post_level(&url, 1, installs).await?;
-    for (round, senders) in LEVELS.into_iter().enumerate() {
-        let n = requests_at(senders, quick);
+    senders.block_on(post_level(&url, 1, installs))?;
+    let mut breakdown = Vec::new();
+    for (round, level_senders) in LEVELS.into_iter().enumerate() {
+        let n = requests_at(level_senders, quick);
         let work = signed(&key, n, round);
-        let level = post_level(&url, senders, work).await?;
-        let baseline_dir = dir.path().to_owned();
-        let baseline = tokio::task::spawn_blocking(move || {
-            sqlite_baseline(&baseline_dir, n.min(20_000), senders)
-        })
-        .await??;
+        let (cpu, store) = (Cpu::now(), Store::now());
+        let level = senders.block_on(post_level(&url, level_senders, work))?;
+        breakdown.push((
+            level_senders,
+            n,
+            Cpu::now().since(cpu),
+            Store::now().since(store),
+        ));
+        let baseline = sqlite_baseline(dir.path(), n.min(20_000), level_senders)?;
         println!(
             "{:>7} {:>8} {:>10.0} {:>9} {:>9} {:>9} {:>14.0} {:>7.2}",
             level.senders,
@@ -255,7 +375,29 @@ async fn main() -> anyhow::Result<()> {
             level.throughput() / baseline,
         );
     }
+    println!();
+    println!("CPU time per webhook by thread (µs), and the SQLite writer's batches:");
+    println!(
+        "{:>7} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>15}",
+        "senders", "server", "writer", "senders", "other", "total", "mean batch", "mean commit ms"
+    );
+    for (level_senders, n, cpu, store) in breakdown {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
+        let total = cpu.server + cpu.writer + cpu.senders + cpu.other;
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        println!(
+            "{:>7} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>10.0} {:>10.1} {:>15.2}",
+            level_senders,
+            per(cpu.server),
+            per(cpu.writer),
+            per(cpu.senders),
+            per(cpu.other),
+            per(total),
+            ratio(store.batched, store.batches),
+            ratio(store.commit_seconds, store.commits) * 1e3,
+        );
+    }
     let _ = stop.send(());
-    server.await??;
+    server_runtime.block_on(server)??;
     Ok(())
 }

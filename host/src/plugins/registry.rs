@@ -17,7 +17,7 @@ use std::{
 use crate::{
     ids::PluginName,
     plugins::{Manifest, ManifestError},
-    runtime::{LoadedPlugin, Loader, RuntimeError},
+    runtime::{CacheEntry, LoadedPlugin, Loader, RuntimeError},
     store::NewDelivery,
 };
 
@@ -180,12 +180,43 @@ pub async fn load_dir(loader: &Loader, dir: &Path) -> (PluginSet, Vec<LoadError>
     (PluginSet::new(plugins), errors)
 }
 
-/// Loads one plugin: reads and validates `manifest`, then compiles `wasm` on a blocking thread.
+/// Loads one plugin: reads and validates `manifest`, then compiles `wasm` on a blocking thread
+/// (and writes a fresh compilation to the compile cache).
 pub async fn load_pair(
     loader: &Loader,
     manifest: &Path,
     wasm: &Path,
 ) -> Result<LoadedPlugin, LoadError> {
+    let (plugin, entry) = load_pair_uncached(loader, manifest, wasm).await?;
+    store_in_cache(loader, entry.into_iter().collect()).await;
+    Ok(plugin)
+}
+
+/// Writes fresh compilations to the compile cache on a blocking thread.
+pub async fn store_in_cache(loader: &Loader, entries: Vec<CacheEntry>) {
+    if entries.is_empty() {
+        return;
+    }
+    let loader = loader.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        for entry in entries {
+            loader.store(entry);
+        }
+    })
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "writing the compile cache stopped unexpectedly");
+    }
+}
+
+/// Like [`load_pair`], but a fresh compilation is handed back instead of being written to the
+/// compile cache: the hot reload makes the plugin live first, then writes it
+/// ([`store_in_cache`]).
+pub async fn load_pair_uncached(
+    loader: &Loader,
+    manifest: &Path,
+    wasm: &Path,
+) -> Result<(LoadedPlugin, Option<CacheEntry>), LoadError> {
     let manifest = Manifest::load(manifest)?;
     let bytes = tokio::fs::read(wasm)
         .await
@@ -194,16 +225,17 @@ pub async fn load_pair(
             source,
         })?;
     let task_loader = loader.clone();
-    let plugin = tokio::task::spawn_blocking(move || task_loader.load(manifest, &bytes))
-        .await
-        .map_err(|e| LoadError::Task {
-            path: wasm.to_path_buf(),
-            message: e.to_string(),
-        })?
-        .map_err(|source| LoadError::Runtime {
-            path: wasm.to_path_buf(),
-            source,
-        })?;
+    let (plugin, entry) =
+        tokio::task::spawn_blocking(move || task_loader.load_uncached(manifest, &bytes))
+            .await
+            .map_err(|e| LoadError::Task {
+                path: wasm.to_path_buf(),
+                message: e.to_string(),
+            })?
+            .map_err(|source| LoadError::Runtime {
+                path: wasm.to_path_buf(),
+                source,
+            })?;
     let events: Vec<String> = plugin
         .manifest
         .events
@@ -224,7 +256,7 @@ pub async fn load_pair(
         load_ms = plugin.compile_time.as_millis() as u64,
         "plugin loaded"
     );
-    Ok(plugin)
+    Ok((plugin, entry))
 }
 
 /// The manifests in `dir` (sorted) and the components that have no manifest.

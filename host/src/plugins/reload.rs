@@ -10,7 +10,9 @@
 //!   never replaces a working version: the old one keeps running, and the failure is reported
 //!   once per version of the files (the same broken files are not reported again at every scan).
 //! - Loading (compiling or reading the compile cache) runs on a blocking thread, never on the
-//!   request path. Reconciles run one at a time (`&mut self`), so the set has one writer.
+//!   request path; fresh compilations are written to the compile cache after the swap, so a new
+//!   version goes live as soon as it is compiled. Reconciles run one at a time (`&mut self`),
+//!   so the set has one writer.
 //! - A file is looked at again only when its stamp (size, modification and change times, inode)
 //!   changed; the stamp is taken before the file is read, so a write that races the read is
 //!   always seen by the next reconcile.
@@ -23,7 +25,10 @@ use std::{
     time::SystemTime,
 };
 
-use super::{LoadError, PluginSet, SharedPlugins, crosscheck, registry::load_pair};
+use super::{
+    LoadError, PluginSet, SharedPlugins, crosscheck,
+    registry::{load_pair_uncached, store_in_cache},
+};
 use crate::{config::Config, ids::PluginName, runtime::Loader};
 
 /// What one reconcile changed.
@@ -220,6 +225,9 @@ impl Reloader {
         self.reported.retain(|name, _| found.contains_key(name));
 
         let mut swaps = Vec::new();
+        // Fresh compilations, written to the compile cache after the swap: writing one
+        // (serialize + fsync) takes tens of milliseconds that the new version need not wait.
+        let mut fresh = Vec::new();
         for (name, files) in found {
             let (manifest, wasm) = match (files.manifest, files.wasm) {
                 (Some(manifest), Some(wasm)) => (manifest, wasm),
@@ -252,8 +260,9 @@ impl Reloader {
             {
                 continue;
             }
-            match load_pair(&self.loader, &manifest.0, &wasm.0).await {
-                Ok(plugin) => {
+            match load_pair_uncached(&self.loader, &manifest.0, &wasm.0).await {
+                Ok((plugin, entry)) => {
+                    fresh.extend(entry);
                     if let Some(config) = &self.config {
                         for problem in crosscheck::check(&plugin.manifest, config) {
                             tracing::warn!(problem = %problem, "plugin loaded, but names something the config lacks");
@@ -288,8 +297,8 @@ impl Reloader {
             // `Arc` of the plugin they started with.
             self.plugins.replace(PluginSet::new(next.into_values()));
             metrics::gauge!("wasmhook_plugins_loaded").set(self.plugins.current().len() as f64);
-            // The first reconcile is the start-up load: `load_pair` already logged each plugin,
-            // and how long ago its files were written says nothing about reload latency.
+            // The first reconcile is the start-up load: `load_pair_uncached` already logged each
+            // plugin, and how long ago its files were written says nothing about reload latency.
             if self.reconciled {
                 for swap in &swaps {
                     swap.log();
@@ -311,6 +320,7 @@ impl Reloader {
             }
         }
         self.reconciled = true;
+        store_in_cache(&self.loader, fresh).await;
         self.clean_cache().await;
         report
     }

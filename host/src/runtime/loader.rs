@@ -101,6 +101,22 @@ impl Loader {
     /// CPU-heavy when it compiles (hundreds of milliseconds for a typical Rust plugin, seconds
     /// for Python or JavaScript): call it on a blocking thread.
     pub fn load(&self, manifest: Manifest, wasm: &[u8]) -> Result<LoadedPlugin, RuntimeError> {
+        let (plugin, entry) = self.load_uncached(manifest, wasm)?;
+        if let Some(entry) = entry {
+            self.store(entry);
+        }
+        Ok(plugin)
+    }
+
+    /// Like [`Loader::load`], but a fresh compilation is handed back as a [`CacheEntry`]
+    /// instead of being written to the compile cache, so a caller can make the plugin live
+    /// first and write the entry (serialize + fsync, tens of milliseconds) afterwards with
+    /// [`Loader::store`]. `None` when the component came from the cache or there is no cache.
+    pub fn load_uncached(
+        &self,
+        manifest: Manifest,
+        wasm: &[u8],
+    ) -> Result<(LoadedPlugin, Option<CacheEntry>), RuntimeError> {
         let started = Instant::now();
         let sha256 = hex::encode(Sha256::digest(wasm));
         let cached = self
@@ -122,12 +138,21 @@ impl Loader {
         let mut plugin = self.link(manifest, &component, sha256)?;
         // Only a component that passed every check is cached: a refused one compiles (and is
         // refused) again, which keeps the cache free of entries nobody can use.
-        if compiled && let Some(cache) = self.cache() {
-            cache.store(&plugin.sha256, &component);
-        }
+        let entry = (compiled && self.cache().is_some()).then(|| CacheEntry {
+            sha256: plugin.sha256.clone(),
+            component,
+        });
         plugin.compiled = compiled;
         plugin.compile_time = started.elapsed();
-        Ok(plugin)
+        Ok((plugin, entry))
+    }
+
+    /// Writes `entry` to the compile cache (blocking file I/O; failures are logged, as the
+    /// cache only saves time).
+    pub fn store(&self, entry: CacheEntry) {
+        if let Some(cache) = self.cache() {
+            cache.store(&entry.sha256, &entry.component);
+        }
     }
 
     fn compile(&self, wasm: &[u8]) -> Result<Component, RuntimeError> {
@@ -173,6 +198,20 @@ impl Loader {
             compiled: false,
             pre,
         })
+    }
+}
+
+/// A fresh compilation that passed every check and is not in the compile cache yet; write it
+/// with [`Loader::store`] (dropping it only costs the next start a compile).
+pub struct CacheEntry {
+    sha256: String,
+    component: Component,
+}
+
+impl CacheEntry {
+    /// SHA-256 (lower-case hex) of the component it was compiled from.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 }
 

@@ -46,7 +46,7 @@ use wasmtime::Engine;
 pub use cache::{CacheError, CompileCache};
 pub use engine::{Allocator, EngineOptions};
 pub use error::RuntimeError;
-pub use loader::Loader;
+pub use loader::{CacheEntry, Loader};
 
 use self::{bindings::PluginPre, engine::EpochTicker, state::State};
 use crate::{

@@ -156,3 +156,28 @@ fn the_engine_key_is_stable_and_follows_the_settings() {
     let other = Engine::new(&wasmtime::Config::new()).unwrap();
     assert_ne!(engine_key(&engine()), engine_key(&other));
 }
+
+#[test]
+fn a_deferred_entry_is_written_only_when_stored() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cache");
+    let loader = Loader::new(engine(), Some(&dir)).unwrap();
+    let wasm = test_support::component(OK);
+
+    let (plugin, entry) = loader
+        .load_uncached(test_support::manifest("p", ""), &wasm)
+        .unwrap();
+    assert!(plugin.compiled);
+    let entry = entry.expect("a fresh compilation is handed back");
+    assert_eq!(entry.sha256(), plugin.sha256);
+    assert!(entries(&dir).is_empty(), "nothing written before `store`");
+
+    loader.store(entry);
+    assert_eq!(entries(&dir).len(), 1);
+    let (again, entry) = loader
+        .load_uncached(test_support::manifest("p", ""), &wasm)
+        .unwrap();
+    assert!(!again.compiled, "the stored entry serves the next load");
+    assert!(entry.is_none(), "a cache hit has nothing to write");
+    assert_eq!(loader.compiles(), 1);
+}

@@ -288,7 +288,7 @@ pub(super) fn run_batch(conn: &Connection, batch: &mut Vec<(Op, Reply)>, options
         }
         finished.push((reply, result));
     }
-    if in_transaction && let Err(err) = conn.execute_batch("COMMIT") {
+    if in_transaction && let Err(err) = commit(conn) {
         tracing::error!(error = %err, "committing a batch of store writes failed");
         if !conn.is_autocommit() {
             // Leave no half-open transaction behind for the next batch.
@@ -303,6 +303,14 @@ pub(super) fn run_batch(conn: &Connection, batch: &mut Vec<(Op, Reply)>, options
         // stands, exactly as if the answer had been lost on the way back.
         let _ = reply.send(result);
     }
+}
+
+/// Commits the open transaction: where the batch's one fsync happens, so it is timed.
+fn commit(conn: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    conn.execute_batch("COMMIT")?;
+    metrics::histogram!("wasmhook_store_commit_seconds").record(started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// Runs one command inside its own savepoint.
