@@ -17,6 +17,7 @@ mod ingress;
 mod installations;
 mod interop;
 mod javascript;
+mod kill_support;
 mod kv;
 mod limits;
 mod logs;
