@@ -14,7 +14,7 @@ use wasmhook::{
 use wasmhook_tests::{FakeOAuth, Installee, signing::HighLevelSigner};
 
 use crate::tokens_support::{
-    alerts, builder, callback, contact, lifecycle, succeeded, write_secrets,
+    alerts, builder, callback, contact, lifecycle, succeeded, waiting, write_secrets,
 };
 
 fn location(id: &str) -> Installee {
@@ -47,23 +47,8 @@ async fn both_install_orders_end_active_and_waiting_deliveries_then_carry_the_ne
         lifecycle(&server, &signer, "install-location", "loc-a").await,
         200
     );
-    let waiting = contact(&server, &signer, "loc-a").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let record = loop {
-        let list = server.deliveries(&format!("event_id={waiting}")).await;
-        if let Some(d) = list.into_iter().find(|d| {
-            d.note
-                .as_deref()
-                .is_some_and(|n| n.contains("OAuth not completed"))
-        }) {
-            break d;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the delivery never waited visibly"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let held = contact(&server, &signer, "loc-a").await;
+    let record = waiting(&server, &held, "OAuth not completed").await;
     assert_eq!(record.state, DeliveryState::Pending, "{record:#?}");
     tokio::time::sleep(Duration::from_millis(800)).await;
     let record = server.delivery(record.id.as_str()).await;
@@ -79,7 +64,7 @@ async fn both_install_orders_end_active_and_waiting_deliveries_then_carry_the_ne
         (200, Some("loc-a")),
         "{answer}"
     );
-    let done = succeeded(&server, &waiting).await;
+    let done = succeeded(&server, &held).await;
     assert_eq!(done.attempts.len(), 1, "{done:#?}");
 
     // Callback first, INSTALL after: still one active installation.
@@ -371,24 +356,9 @@ async fn a_delivery_whose_refresh_meets_invalid_grant_waits_without_spending_an_
     fake.revoke(&record_bearers(&fake)[0]);
     fake.fail_refreshes(Some((400, "invalid_grant")));
     let id = contact(&server, &signer, "loc-a").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let waiting = loop {
-        let list = server.deliveries(&format!("event_id={id}")).await;
-        if let Some(d) = list.into_iter().find(|d| {
-            d.note
-                .as_deref()
-                .is_some_and(|n| n.contains("needs re-authorisation"))
-        }) {
-            break d;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the delivery never waited visibly"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(waiting.state, DeliveryState::Pending, "{waiting:#?}");
-    assert_eq!(waiting.attempts_made, 0, "{waiting:#?}");
+    let held = waiting(&server, &id, "needs re-authorisation").await;
+    assert_eq!(held.state, DeliveryState::Pending, "{held:#?}");
+    assert_eq!(held.attempts_made, 0, "{held:#?}");
     assert_eq!(
         fake.grants("refresh_token").len(),
         1,
@@ -396,7 +366,7 @@ async fn a_delivery_whose_refresh_meets_invalid_grant_waits_without_spending_an_
     );
     // Its later runs wait too, without calling.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let still = server.delivery(waiting.id.as_str()).await;
+    let still = server.delivery(held.id.as_str()).await;
     assert_eq!(
         (still.state, still.attempts_made),
         (DeliveryState::Pending, 0),

@@ -104,6 +104,26 @@ pub async fn succeeded(server: &TestServer, webhook_id: &str) -> DeliveryRecord 
     d
 }
 
+/// Waits until a delivery of `webhook_id` shows a note containing `note` (a delivery waiting
+/// visibly for credentials); returns it.
+pub async fn waiting(server: &TestServer, webhook_id: &str, note: &str) -> DeliveryRecord {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = server.deliveries(&format!("event_id={webhook_id}")).await;
+        if let Some(d) = list
+            .into_iter()
+            .find(|d| d.note.as_deref().is_some_and(|n| n.contains(note)))
+        {
+            return d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the delivery of {webhook_id} never showed the note `{note}`"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Calls an admin endpoint with a JSON body; returns status and JSON.
 pub async fn admin_call(
     server: &TestServer,
