@@ -9,7 +9,9 @@ use wasmhook_tests::{FakeApi, Reply, signing::HighLevelSigner};
 
 use crate::{
     common::{CONTACT_ID, contact_create},
-    monitoring_support::{config, metric, start, summary, verified_alerts, wait_metrics},
+    monitoring_support::{
+        alerts_of_kind, config, metric, start, summary, verified_alerts, wait_metrics,
+    },
 };
 
 fn tags_path() -> String {
@@ -156,19 +158,8 @@ async fn an_api_5xx_storm_raises_the_error_rate_alert() {
             )
             .await;
     }
-    receiver
-        .wait_until(Duration::from_secs(30), "the error-rate alert", |r| {
-            verified_alerts(r)
-                .iter()
-                .any(|a| a["data"]["kind"] == "api_error_rate")
-        })
-        .await;
-    let alerts = verified_alerts(&receiver);
-    let storm: Vec<_> = alerts
-        .iter()
-        .filter(|a| a["data"]["kind"] == "api_error_rate")
-        .collect();
-    assert_eq!(storm.len(), 1, "one incident, one alert: {alerts:#?}");
+    let storm = alerts_of_kind(&receiver, "api_error_rate", Duration::from_secs(30)).await;
+    assert_eq!(storm.len(), 1, "one incident, one alert: {storm:#?}");
     assert_eq!(storm[0]["type"], "alert.firing");
     assert_eq!(storm[0]["data"]["subject"], "highlevel");
     let metrics = server.admin().metrics().await;
@@ -210,26 +201,15 @@ async fn a_run_of_401_and_403_raises_the_auth_failure_alert() {
             .wait_final(&id, "contact-tagger", Duration::from_secs(30))
             .await;
     }
-    receiver
-        .wait_until(Duration::from_secs(20), "the auth-failure alert", |r| {
-            verified_alerts(r)
-                .iter()
-                .any(|a| a["data"]["kind"] == "auth_failure")
-        })
-        .await;
-    let alerts = verified_alerts(&receiver);
-    let auth: Vec<_> = alerts
-        .iter()
-        .filter(|a| a["data"]["kind"] == "auth_failure")
-        .collect();
-    assert_eq!(auth.len(), 1, "{alerts:#?}");
+    let auth = alerts_of_kind(&receiver, "auth_failure", Duration::from_secs(20)).await;
+    assert_eq!(auth.len(), 1, "{auth:#?}");
     assert_eq!(auth[0]["data"]["subject"], "highlevel");
     assert!(
         auth[0]["data"]["detail"]
             .as_str()
             .unwrap()
             .contains("3 requests"),
-        "{alerts:#?}"
+        "{auth:#?}"
     );
     let posted = receiver
         .requests_to("/alerts")

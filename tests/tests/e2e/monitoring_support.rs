@@ -96,6 +96,27 @@ pub fn verified_alerts(receiver: &FakeApi) -> Vec<serde_json::Value> {
     receiver.requests_to("/alerts").iter().map(verify).collect()
 }
 
+/// Waits up to `within` for a verified alert POST of `kind`; returns every one of that kind
+/// so far, in arrival order.
+pub async fn alerts_of_kind(
+    receiver: &FakeApi,
+    kind: &str,
+    within: Duration,
+) -> Vec<serde_json::Value> {
+    let of_kind = |r: &FakeApi| {
+        verified_alerts(r)
+            .into_iter()
+            .filter(|a| a["data"]["kind"] == kind)
+            .collect::<Vec<_>>()
+    };
+    receiver
+        .wait_until(within, &format!("a `{kind}` alert"), |r| {
+            !of_kind(r).is_empty()
+        })
+        .await;
+    of_kind(receiver)
+}
+
 fn verify(request: &Recorded) -> serde_json::Value {
     let id = request.header("webhook-id").expect("webhook-id");
     let ts = request
