@@ -196,6 +196,8 @@ impl Vault {
                 for _ in 0..5 {
                     // A refresh in flight writes the row under the current key itself; wait
                     // for it rather than bump the version under it (it would lose its pair).
+                    // The lease's end is the store's clock: a replica's clock off by a few
+                    // seconds only makes this wait that much longer or shorter, then re-read.
                     if let Some(until) = record.refresh_lease_until_ms.filter(|u| *u > now_ms()) {
                         let wait = (until - now_ms()).clamp(0, 30_000) as u64;
                         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;

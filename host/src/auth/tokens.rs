@@ -509,15 +509,8 @@ impl StoredTokens {
         let lease = endpoint.request_timeout() + LEASE_MARGIN;
         let mut record = opened.record.clone();
         loop {
-            let now = now_ms();
             if store
-                .begin_refresh(
-                    &api,
-                    &tenant,
-                    record.version,
-                    now,
-                    now + lease.as_millis() as i64,
-                )
+                .begin_refresh(&api, &tenant, record.version, lease)
                 .await
                 .map_err(unavailable)?
             {

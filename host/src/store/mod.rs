@@ -532,16 +532,16 @@ pub trait Store: Send + Sync + 'static {
         expected_version: Option<i64>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Takes the refresh lease (the persisted in-flight marker) of a credential until
-    /// `lease_until_ms`, when it is at `version` and holds no lease unexpired at `now_ms`.
-    /// Returns whether it was taken.
+    /// Takes the refresh lease (the persisted in-flight marker) of a credential for `lease`,
+    /// when it is at `version` and holds no unexpired lease. Both the expiry written and the
+    /// check are on the store's clock (the database's, for a store replicas share), so
+    /// replicas whose clocks disagree still see one holder. Returns whether it was taken.
     fn begin_refresh(
         &self,
         api: &ApiName,
         tenant: &TenantId,
         version: i64,
-        now_ms: i64,
-        lease_until_ms: i64,
+        lease: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Releases the refresh lease of a credential still at `version` (the refresh failed).
@@ -840,10 +840,9 @@ impl Store for AnyStore {
         api: &ApiName,
         tenant: &TenantId,
         version: i64,
-        now_ms: i64,
-        lease_until_ms: i64,
+        lease: Duration,
     ) -> Result<bool, StoreError> {
-        delegate!(self, s => s.begin_refresh(api, tenant, version, now_ms, lease_until_ms).await)
+        delegate!(self, s => s.begin_refresh(api, tenant, version, lease).await)
     }
     async fn end_refresh(
         &self,

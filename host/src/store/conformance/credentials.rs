@@ -1,13 +1,19 @@
 //! Checks of stored credentials: compare-and-swap writes, the refresh lease (the persisted
 //! in-flight marker), and which tombstones are ready to erase.
 
+use std::time::Duration;
+
 use super::fixtures::*;
 use crate::{
-    ids::{ApiName, TenantId},
+    ids::{ApiName, TenantId, now_ms},
     installations::{Facts, Gate, GatedOutcome},
     sources::Lifecycle,
     store::{Completion, CredentialKind, CredentialRecord, Store},
 };
+
+/// A refresh lease no check outlives.
+const HOUR: Duration = Duration::from_secs(3_600);
+const HOUR_MS: i64 = 3_600_000;
 
 fn record(tenant: &str, access: &[u8]) -> CredentialRecord {
     CredentialRecord {
@@ -79,42 +85,25 @@ pub async fn the_refresh_lease_admits_one_holder_until_it_expires<S: Store>(stor
         .await
         .unwrap();
     let v = 1;
-    assert!(
-        store
-            .begin_refresh(&api, &tenant, v, 100, 1_100)
-            .await
-            .unwrap()
-    );
+    // A zero lease has ended as soon as it is written: a holder that crashed at once.
+    assert!(store.begin_refresh(&api, &tenant, v, Duration::ZERO).await.unwrap());
+    // Expired: the next one takes it over.
+    assert!(store.begin_refresh(&api, &tenant, v, HOUR).await.unwrap());
     // Held: nobody else gets it before it expires, whatever the version.
-    assert!(
-        !store
-            .begin_refresh(&api, &tenant, v, 500, 1_500)
-            .await
-            .unwrap()
-    );
-    // Expired (a crashed holder): the next one takes it over.
-    assert!(
-        store
-            .begin_refresh(&api, &tenant, v, 1_100, 2_100)
-            .await
-            .unwrap()
-    );
+    assert!(!store.begin_refresh(&api, &tenant, v, HOUR).await.unwrap());
+    assert!(!store.begin_refresh(&api, &tenant, v, Duration::ZERO).await.unwrap());
     let held = store.credential(&api, &tenant).await.unwrap().unwrap();
-    assert_eq!(held.refresh_lease_until_ms, Some(2_100));
+    let until = held.refresh_lease_until_ms.expect("the lease is recorded");
+    // The store's clock is this machine's in the tests (SQLite, or a local PostgreSQL).
+    let left = until - now_ms();
+    assert!(
+        (HOUR_MS - 60_000..=HOUR_MS).contains(&left),
+        "the lease ends an hour after it was taken, not {left} ms from now"
+    );
     // A failed refresh releases it; a stale version cannot take it.
     store.end_refresh(&api, &tenant, v).await.unwrap();
-    assert!(
-        !store
-            .begin_refresh(&api, &tenant, v + 1, 1_200, 2_200)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .begin_refresh(&api, &tenant, v, 1_200, 2_200)
-            .await
-            .unwrap()
-    );
+    assert!(!store.begin_refresh(&api, &tenant, v + 1, HOUR).await.unwrap());
+    assert!(store.begin_refresh(&api, &tenant, v, HOUR).await.unwrap());
     // Writing the new pair clears the lease and moves the version on.
     assert!(
         store
@@ -124,12 +113,7 @@ pub async fn the_refresh_lease_admits_one_holder_until_it_expires<S: Store>(stor
     );
     let written = store.credential(&api, &tenant).await.unwrap().unwrap();
     assert_eq!((written.version, written.refresh_lease_until_ms), (2, None));
-    assert!(
-        !store
-            .begin_refresh(&api, &tenant, v, 1_300, 2_300)
-            .await
-            .unwrap()
-    );
+    assert!(!store.begin_refresh(&api, &tenant, v, HOUR).await.unwrap());
 }
 
 pub async fn a_tombstone_is_erasable_once_its_uninstall_deliveries_are_done<S: Store>(store: S) {

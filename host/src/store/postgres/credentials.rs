@@ -7,11 +7,16 @@
 //! - `begin_refresh` is one conditional UPDATE: PostgreSQL re-checks its WHERE (version, no
 //!   unexpired lease) on the locked row, so exactly one process across all replicas takes the
 //!   lease; the others see it held. Every write bumps `version` and clears the lease.
+//! - The lease's expiry and the check of it are the database's clock (`wasmhook_now_ms()`), as
+//!   for delivery leases: a replica whose clock runs ahead can neither cut another's lease short
+//!   nor, running behind, hold one past its end.
+
+use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::limit_param;
+use super::{duration_ms, limit_param};
 use crate::{
     ids::{ApiName, TenantId},
     store::{
@@ -154,14 +159,14 @@ pub(super) async fn begin_refresh(
     api: &ApiName,
     tenant: &TenantId,
     version: i64,
-    now_ms: i64,
-    lease_until_ms: i64,
+    lease: Duration,
 ) -> Result<bool, StoreError> {
     let statement = client
         .prepare_cached(
-            "UPDATE credentials SET refresh_lease_until_ms = $4
+            "UPDATE credentials SET refresh_lease_until_ms = wasmhook_now_ms() + $4
              WHERE api = $1 AND tenant = $2 AND version = $3
-               AND (refresh_lease_until_ms IS NULL OR refresh_lease_until_ms <= $5)",
+               AND (refresh_lease_until_ms IS NULL
+                    OR refresh_lease_until_ms <= wasmhook_now_ms())",
         )
         .await?;
     let taken = client
@@ -171,8 +176,7 @@ pub(super) async fn begin_refresh(
                 &api.as_str(),
                 &tenant.as_str(),
                 &version,
-                &lease_until_ms,
-                &now_ms,
+                &duration_ms(lease),
             ],
         )
         .await?;

@@ -442,18 +442,9 @@ impl Store for PostgresStore {
         api: &ApiName,
         tenant: &TenantId,
         version: i64,
-        now_ms: i64,
-        lease_until_ms: i64,
+        lease: Duration,
     ) -> Result<bool, StoreError> {
-        credentials::begin_refresh(
-            &self.client().await?,
-            api,
-            tenant,
-            version,
-            now_ms,
-            lease_until_ms,
-        )
-        .await
+        credentials::begin_refresh(&self.client().await?, api, tenant, version, lease).await
     }
 
     async fn end_refresh(

@@ -129,3 +129,63 @@ async fn two_stores_on_one_schema_never_share_a_delivery() {
     );
     schema.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_lease_is_held_on_the_database_clock_across_stores() {
+    use crate::{
+        ids::{ApiName, TenantId},
+        store::{CredentialKind, CredentialRecord},
+    };
+    let schema = TestSchema::create().await;
+    // Two pools on one schema: two replicas as far as the database can tell.
+    let (a, b) = (schema.open().await, schema.open().await);
+    let (api, tenant) = (ApiName::new("hl"), TenantId::new("loc-1"));
+    let record = CredentialRecord {
+        api: api.clone(),
+        tenant: tenant.clone(),
+        kind: CredentialKind::Oauth,
+        key_id: "k1".into(),
+        access: b"sealed-access".to_vec(),
+        refresh: Some(b"sealed-refresh".to_vec()),
+        previous: None,
+        previous_until_ms: None,
+        expires_at_ms: Some(0),
+        issued_at_ms: 0,
+        scopes: String::new(),
+        user_type: None,
+        company: None,
+        refresh_lease_until_ms: None,
+        version: 0,
+    };
+    assert!(a.put_credential(record, None).await.unwrap());
+    let lease = Duration::from_secs(60);
+    assert!(a.begin_refresh(&api, &tenant, 1, lease).await.unwrap());
+    assert!(
+        !b.begin_refresh(&api, &tenant, 1, lease).await.unwrap(),
+        "the other store sees the lease held"
+    );
+    let until = b
+        .credential(&api, &tenant)
+        .await
+        .unwrap()
+        .unwrap()
+        .refresh_lease_until_ms
+        .expect("the lease is visible to the other store");
+    let db_now: i64 = b
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT wasmhook_now_ms()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        (0..=60_000).contains(&(until - db_now)) && until - db_now > 50_000,
+        "the lease ends 60 s after the database's now, not {} ms after it",
+        until - db_now
+    );
+    // Released by its holder, the other store takes it.
+    a.end_refresh(&api, &tenant, 1).await.unwrap();
+    assert!(b.begin_refresh(&api, &tenant, 1, lease).await.unwrap());
+    schema.drop().await;
+}

@@ -53,6 +53,7 @@ use self::{
     credentials::CredentialOp,
     lock::ProcessLock,
     reads::ReadPool,
+    rows::duration_ms,
     writer::{Message, Op, Output},
     writes::PreparedIngest,
 };
@@ -578,15 +579,16 @@ impl Store for SqliteStore {
         api: &ApiName,
         tenant: &TenantId,
         version: i64,
-        now_ms: i64,
-        lease_until_ms: i64,
+        lease: Duration,
     ) -> Result<bool, StoreError> {
+        // One process owns a SQLite file, so its clock is the store's clock.
+        let now = now_ms();
         let op = CredentialOp::BeginRefresh {
             api: api.clone(),
             tenant: tenant.clone(),
             version,
-            now_ms,
-            lease_until_ms,
+            now_ms: now,
+            lease_until_ms: now.saturating_add(duration_ms(lease)),
         };
         Ok(self.write_credentials(op).await? > 0)
     }
