@@ -1,12 +1,14 @@
 //! `FakeApi`: an upstream API on loopback that records every request and answers from a
 //! script. It honours the idempotency header like a careful real API: a repeated key replays the
-//! first answer and does not repeat the side effect, and it counts both.
+//! first answer and does not repeat the side effect, and it counts both. Answers can be slowed
+//! down per route, and a rate limit can be enforced the way HighLevel does (429 past N requests
+//! in any window), counting the refusals.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -26,6 +28,8 @@ pub struct Recorded {
     pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the fake received it.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -49,6 +53,15 @@ pub enum Reply {
     Full(u16, Vec<(String, String)>, String),
     /// Never answer; record when the caller gives up (the connection is dropped).
     Hang,
+    /// Answer as the inner reply does, after this long (a slow upstream).
+    Delayed(Duration, Box<Reply>),
+}
+
+/// A limit of `requests` in any window of `per`, as the fake enforces it.
+#[derive(Clone, Copy, Debug)]
+struct RateLimit {
+    requests: usize,
+    per: Duration,
 }
 
 #[derive(Default)]
@@ -60,6 +73,11 @@ struct Inner {
     side_effects: usize,
     replays: usize,
     abandoned: usize,
+    rate_limit: Option<RateLimit>,
+    /// When the requests inside the rate limit's current window were accepted.
+    window: VecDeque<Instant>,
+    /// Requests refused with 429 by the rate limit.
+    limited: usize,
 }
 
 /// A recording fake API on `127.0.0.1:<ephemeral>`; stops when dropped.
@@ -122,6 +140,18 @@ impl FakeApi {
             .unwrap()
             .script
             .insert((method, path.to_string()), reply);
+    }
+
+    /// Refuses with `429` (and `Retry-After`) any request beyond `requests` in a sliding window
+    /// of `per`, as HighLevel does per app and location; refused requests are recorded but
+    /// apply no side effect. See [`FakeApi::limited`].
+    pub fn limit_rate(&self, requests: usize, per: Duration) {
+        self.inner.lock().unwrap().rate_limit = Some(RateLimit { requests, per });
+    }
+
+    /// Requests refused with 429 by the rate limit.
+    pub fn limited(&self) -> usize {
+        self.inner.lock().unwrap().limited
     }
 
     /// Every request received so far.
@@ -198,32 +228,46 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         query: parts.uri.query().unwrap_or("").to_string(),
         headers: parts.headers.clone(),
         body,
+        at: Instant::now(),
     };
     let key = recorded
         .header(shared.idempotency_header)
         .map(str::to_string);
-    let reply = {
+    let (reply, delay) = {
         let mut inner = shared.inner.lock().unwrap();
         inner.requests.push(recorded.clone());
-        let reply = inner
+        if let Some(retry_after) = inner.over_rate_limit(recorded.at) {
+            inner.limited += 1;
+            drop(inner);
+            shared.changed.notify_waiters();
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0).to_string();
+            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds)], "{}")
+                .into_response();
+        }
+        let mut reply = inner
             .script
             .get(&(recorded.method.clone(), recorded.path.clone()))
             .cloned()
             .unwrap_or(Reply::Json(200, serde_json::json!({})));
+        let mut delay = Duration::ZERO;
+        while let Reply::Delayed(more, inner_reply) = reply {
+            delay += more;
+            reply = *inner_reply;
+        }
         if !matches!(reply, Reply::Hang) {
             match key.as_ref().and_then(|k| inner.by_key.get(k).cloned()) {
                 Some((status, body)) => {
+                    // A replay answers what the first call got, without the side effect.
                     inner.replays += 1;
-                    drop(inner);
-                    shared.changed.notify_waiters();
-                    return (StatusCode::from_u16(status).unwrap(), body).into_response();
+                    reply = Reply::Full(status, Vec::new(), body);
                 }
                 None => inner.side_effects += 1,
             }
         }
-        reply
+        (reply, delay)
     };
     shared.changed.notify_waiters();
+    tokio::time::sleep(delay).await;
     match reply {
         Reply::Hang => {
             let _guard = AbandonGuard(shared.clone());
@@ -250,6 +294,28 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
             }
             response
         }
+        Reply::Delayed(..) => unreachable!("a delayed reply was unwrapped above"),
+    }
+}
+
+impl Inner {
+    /// Counts a request arriving `at` against the rate limit: None when it is within it (and
+    /// now counted), else how long until the window has room.
+    fn over_rate_limit(&mut self, at: Instant) -> Option<Duration> {
+        let limit = self.rate_limit?;
+        while self
+            .window
+            .front()
+            .is_some_and(|t| at.duration_since(*t) >= limit.per)
+        {
+            self.window.pop_front();
+        }
+        if self.window.len() >= limit.requests {
+            let oldest = *self.window.front()?;
+            return Some(limit.per.saturating_sub(at.duration_since(oldest)));
+        }
+        self.window.push_back(at);
+        None
     }
 }
 

@@ -8,7 +8,7 @@
 //! - any other path is the API: `200 {"tenant": ...}` for a live access token, else `401`.
 //!
 //! Tokens are random and unique, so a test can grep for each of them. Refresh answers can be
-//! held (never sent: the caller may be killed meanwhile) or failed with a status.
+//! held (never sent: the caller may be killed meanwhile), slowed down, or failed with a status.
 
 use std::{
     collections::HashMap,
@@ -85,6 +85,8 @@ struct Inner {
     hold_refreshes: usize,
     /// Answer refreshes with this status and `{"error": ...}` (None: normally).
     fail_refresh: Option<(u16, String)>,
+    /// How long each refresh answer takes (a slow token endpoint).
+    refresh_delay: Duration,
 }
 
 /// The fake; stops when dropped.
@@ -194,6 +196,12 @@ impl FakeOAuth {
     /// Holds the next `n` refresh answers forever (the token is spent all the same).
     pub fn hold_refreshes(&self, n: usize) {
         self.inner.lock().unwrap().hold_refreshes = n;
+    }
+
+    /// Makes every refresh answer take `delay` from now on: a refresh stays in flight that long,
+    /// so callers that need the token meanwhile must wait for it rather than refresh again.
+    pub fn slow_refreshes(&self, delay: Duration) {
+        self.inner.lock().unwrap().refresh_delay = delay;
     }
 
     /// Answers refreshes with `status` and `{"error": code}` until cleared with None.
@@ -354,12 +362,20 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         body,
         bearer: bearer.clone(),
     };
-    let (response, hold) = {
+    let (response, hold, delay) = {
         let mut inner = shared.inner.lock().unwrap();
         inner.seen.push(seen.clone());
-        answer(&mut inner, &seen)
+        let refresh = seen.form.get("grant_type").map(String::as_str) == Some("refresh_token");
+        let delay = if refresh {
+            inner.refresh_delay
+        } else {
+            Duration::ZERO
+        };
+        let (response, hold) = answer(&mut inner, &seen);
+        (response, hold, delay)
     };
     shared.changed.notify_waiters();
+    tokio::time::sleep(delay).await;
     if hold {
         std::future::pending::<()>().await;
     }

@@ -59,14 +59,19 @@ impl TestServerBuilder {
     }
 
     /// An API named `name` pointing at `fake`, with [`API_TOKEN`] read from a file.
-    pub fn api(mut self, name: &str, fake: &FakeApi) -> Self {
+    pub fn api(self, name: &str, fake: &FakeApi) -> Self {
+        self.api_with(name, fake, "")
+    }
+
+    /// [`TestServerBuilder::api`] with `extra` lines in the API's table (e.g. a `rate_limit`).
+    pub fn api_with(mut self, name: &str, fake: &FakeApi, extra: &str) -> Self {
         let token_file = self.dir.path().join(format!("{name}.token"));
         std::fs::write(&token_file, format!("{API_TOKEN}\n")).unwrap();
         self.sections.insert(
             0,
             format!(
                 "[apis.{name}]\nbase_url = \"{}\"\ntoken = {{ file = \"{name}.token\" }}\n\
-                 idempotency_header = \"{}\"\nrequest_timeout = \"5s\"\n\
+                 idempotency_header = \"{}\"\nrequest_timeout = \"5s\"\n{extra}\n\
                  [apis.{name}.versions]\n\"/\" = \"2021-07-28\"\n\"/conversations\" = \"2021-04-15\"\n",
                 fake.url(),
                 fake.idempotency_header()
