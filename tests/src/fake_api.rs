@@ -241,7 +241,11 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
             drop(inner);
             shared.changed.notify_waiters();
             let seconds = retry_after.as_secs_f64().ceil().max(1.0).to_string();
-            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds)], "{}")
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", seconds)],
+                "{}",
+            )
                 .into_response();
         }
         let mut reply = inner

@@ -86,12 +86,22 @@ pub async fn the_refresh_lease_admits_one_holder_until_it_expires<S: Store>(stor
         .unwrap();
     let v = 1;
     // A zero lease has ended as soon as it is written: a holder that crashed at once.
-    assert!(store.begin_refresh(&api, &tenant, v, Duration::ZERO).await.unwrap());
+    assert!(
+        store
+            .begin_refresh(&api, &tenant, v, Duration::ZERO)
+            .await
+            .unwrap()
+    );
     // Expired: the next one takes it over.
     assert!(store.begin_refresh(&api, &tenant, v, HOUR).await.unwrap());
     // Held: nobody else gets it before it expires, whatever the version.
     assert!(!store.begin_refresh(&api, &tenant, v, HOUR).await.unwrap());
-    assert!(!store.begin_refresh(&api, &tenant, v, Duration::ZERO).await.unwrap());
+    assert!(
+        !store
+            .begin_refresh(&api, &tenant, v, Duration::ZERO)
+            .await
+            .unwrap()
+    );
     let held = store.credential(&api, &tenant).await.unwrap().unwrap();
     let until = held.refresh_lease_until_ms.expect("the lease is recorded");
     // The store's clock is this machine's in the tests (SQLite, or a local PostgreSQL).
@@ -102,7 +112,12 @@ pub async fn the_refresh_lease_admits_one_holder_until_it_expires<S: Store>(stor
     );
     // A failed refresh releases it; a stale version cannot take it.
     store.end_refresh(&api, &tenant, v).await.unwrap();
-    assert!(!store.begin_refresh(&api, &tenant, v + 1, HOUR).await.unwrap());
+    assert!(
+        !store
+            .begin_refresh(&api, &tenant, v + 1, HOUR)
+            .await
+            .unwrap()
+    );
     assert!(store.begin_refresh(&api, &tenant, v, HOUR).await.unwrap());
     // Writing the new pair clears the lease and moves the version on.
     assert!(
