@@ -1,6 +1,7 @@
 //! The end-to-end benchmark's load: unique GitHub-style webhooks signed before the clock starts
 //! (HMAC-SHA256 over the body, `X-Hub-Signature-256: sha256=<hex>`), posted by concurrent
-//! senders; and a recording fake API on loopback that notes when each webhook's call arrived.
+//! senders (to one receiver, or split between replicas); and a recording fake API on loopback
+//! that notes when each webhook's call arrived.
 
 use std::{
     collections::HashMap,
@@ -62,21 +63,42 @@ pub type Sent = HashMap<String, Instant>;
 
 /// Posts every webhook to `url` from `senders` concurrent loops; each must be answered 200.
 pub async fn send(url: &str, senders: usize, work: Vec<Webhook>) -> anyhow::Result<Sent> {
+    Ok(send_to(&[url.to_owned()], senders, work).await?.sent)
+}
+
+/// What [`send_to`] measured.
+pub struct Acked {
+    /// When each webhook was sent.
+    pub sent: Sent,
+    /// Each webhook's time from send to its 200 (the body read).
+    pub latencies: Vec<Duration>,
+    /// First send to last 200.
+    pub elapsed: Duration,
+}
+
+/// Posts every webhook from `senders` concurrent loops, sender `i` to `urls[i % urls.len()]`
+/// (receivers behind a load balancer that pins connections); each must be answered 200.
+pub async fn send_to(urls: &[String], senders: usize, work: Vec<Webhook>) -> anyhow::Result<Acked> {
+    anyhow::ensure!(!urls.is_empty(), "no receiver to send to");
     let work = Arc::new(Mutex::new(work));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(senders)
         .build()?;
+    let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..senders {
-        let (work, client, url) = (work.clone(), client.clone(), url.to_owned());
+    for sender in 0..senders {
+        let (work, client) = (work.clone(), client.clone());
+        let url = urls[sender % urls.len()].clone();
         tasks.spawn(async move {
             let mut sent = Vec::new();
+            let mut latencies = Vec::new();
             loop {
                 let next = work.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop();
                 let Some(hook) = next else {
-                    return anyhow::Ok(sent);
+                    return anyhow::Ok((sent, latencies));
                 };
-                sent.push((hook.id.clone(), Instant::now()));
+                let at = Instant::now();
+                sent.push((hook.id.clone(), at));
                 let response = client
                     .post(&url)
                     .header("content-type", "application/json")
@@ -88,15 +110,23 @@ pub async fn send(url: &str, senders: usize, work: Vec<Webhook>) -> anyhow::Resu
                     .await?;
                 let status = response.status();
                 let text = response.text().await?;
+                latencies.push(at.elapsed());
                 anyhow::ensure!(status == 200, "the receiver answered {status}: {text}");
             }
         });
     }
-    let mut all = HashMap::new();
+    let mut acked = Acked {
+        sent: HashMap::new(),
+        latencies: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
     while let Some(done) = tasks.join_next().await {
-        all.extend(done??);
+        let (sent, latencies) = done??;
+        acked.sent.extend(sent);
+        acked.latencies.extend(latencies);
     }
-    Ok(all)
+    acked.elapsed = started.elapsed();
+    Ok(acked)
 }
 
 #[derive(Default)]
