@@ -210,8 +210,8 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     ));
     section.note(format!(
         "{n} webhooks per case after a warm-up of {}; the replicas, the senders and PostgreSQL \
-         share this machine's {} cores, so a second replica adds no CPU here: its row shows the \
-         cost of two processes contending for one database, not the scaling across machines",
+         share this machine's {} cores, so a second replica adds no CPU here: its row shows two \
+         processes sharing one database and one machine, not the scaling across machines",
         SENDERS * 4,
         std::thread::available_parallelism().map_or(0, |p| p.get())
     ));
