@@ -8,7 +8,7 @@
 
 pub mod monitor;
 
-use std::{io::IsTerminal, sync::OnceLock};
+use std::{io::IsTerminal, sync::OnceLock, thread, time::Duration};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -65,6 +65,31 @@ pub fn metrics() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
         }
+        spawn_upkeep(handle.clone());
         handle
     })
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample (several per webhook) until it is folded into the
+/// buckets, which otherwise happens only when `/metrics` is scraped: a server nobody scrapes
+/// would grow by megabytes a minute under load. A thread folds them every few seconds.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = thread::Builder::new()
+        .name("wasmhook-metrics".into())
+        .spawn(move || {
+            loop {
+                thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(
+            error = %e,
+            "cannot start the metrics upkeep thread; histogram samples are folded only when \
+             /metrics is scraped"
+        );
+    }
 }
