@@ -12,6 +12,16 @@
 //! before answering 200. Given with `--peer-wasmtime FILE --peer-component FILE`
 //! (`scripts/bench` installs and builds both); without them the peer is skipped, saying so.
 //!
+//! Profile: where a delivery's time goes. Each dispatcher slot (`WORKERS` of them) used to be
+//! held across two durable SQLite commits, the claim's and the completion's (each an fsync in
+//! a group commit shared with the ingest: ~1.5 ms mean at 64 senders in the ingest benchmark,
+//! more under load), against well under a millisecond of plugin work and API call; so throughput
+//! was bounded near `WORKERS` / (two commit waits), ~1.4k deliveries/s with 16 slots. A slot now
+//! goes back when the plugin's run ends, once its completion is queued on the writer (queued
+//! before the claim the free slot leads to, so the store never shows more deliveries running
+//! than a plugin's concurrency): one commit wait per slot use instead of two. The claim's own
+//! commit still bounds a slot; ingest and delivery share two cores.
+//!
 //! Run: `scripts/bench` (or `cargo build --release -p wasmhook -p wasmhook-benches &&
 //! target/release/e2e [--peer-wasmtime F --peer-component F]`; `--quick`: a short pass).
 

@@ -1,13 +1,21 @@
 //! Runs one claimed delivery: the plugin, the lease renewal beside it, and the completion that
 //! records the attempt and decides what happens next.
 //!
+//! The delivery's slot goes back when its plugin's run ends, once its completion is handed to
+//! the store, not when the completion is committed (see `dispatch`).
+//!
 //! Invariants: an attempt's result is recorded only under its lease (a stale lease records
 //! nothing); if the lease is lost while the plugin runs, the plugin is cut off at once, since
 //! another worker may already own the delivery; a delivery whose plugin is not loaded, or whose
 //! attempt failed because an API told the tenant to wait (its daily quota is spent), is put
 //! back without spending an attempt: neither is the plugin's failure.
 
-use std::time::{Duration, Instant};
+use std::{
+    future::poll_fn,
+    pin::pin,
+    task::Poll,
+    time::{Duration, Instant},
+};
 
 use tracing::Instrument;
 
@@ -15,6 +23,7 @@ use super::{
     Deps, backoff,
     inflight::{InFlight, Running},
     lease::{lease_for, renew_every},
+    slot::Slot,
 };
 use crate::{
     alerts::{self, AlertKind},
@@ -23,18 +32,19 @@ use crate::{
     store::{AttemptRecord, Claimed, Completion, Store, StoreError},
 };
 
-pub(super) async fn run(deps: &Deps, inflight: &InFlight, claimed: Claimed) {
+/// Runs `claimed`, holding `slot` until its plugin's run ends (see [`super::slot`]).
+pub(super) async fn run(deps: &Deps, inflight: &InFlight, claimed: Claimed, slot: Slot) {
     inflight.start(Running {
         delivery: claimed.delivery.clone(),
         plugin: claimed.plugin.clone(),
         lease: claimed.lease.clone(),
     });
     let delivery = claimed.delivery.clone();
-    run_traced(deps, claimed).await;
+    run_traced(deps, claimed, slot).await;
     inflight.end(&delivery);
 }
 
-async fn run_traced(deps: &Deps, claimed: Claimed) {
+async fn run_traced(deps: &Deps, claimed: Claimed, slot: Slot) {
     let span = tracing::info_span!(
         "delivery",
         event_id = %claimed.event.id,
@@ -43,10 +53,10 @@ async fn run_traced(deps: &Deps, claimed: Claimed) {
         tenant = %claimed.event.tenant,
         attempt = claimed.attempt,
     );
-    run_in_span(deps, claimed).instrument(span).await
+    run_in_span(deps, claimed, slot).instrument(span).await
 }
 
-async fn run_in_span(deps: &Deps, claimed: Claimed) {
+async fn run_in_span(deps: &Deps, claimed: Claimed, mut slot: Slot) {
     let started_at_ms = now_ms();
     let started = Instant::now();
     let Some(plugin) = deps.plugins.current().get(&claimed.plugin) else {
@@ -88,7 +98,15 @@ async fn run_in_span(deps: &Deps, claimed: Claimed) {
         defer(deps, &claimed, *after, note).await;
         return;
     }
-    finish(deps, &claimed, started_at_ms, invocation).await;
+    let mut finishing = pin!(finish(deps, &claimed, started_at_ms, invocation));
+    // One poll hands the completion to the store (for SQLite: queues it on the writer) before
+    // the slot goes back, so the claim the free slot leads to is queued after it; the commit's
+    // wait then overlaps the next delivery's run (see the module docs of `dispatch`).
+    let first = poll_fn(|cx| Poll::Ready(finishing.as_mut().poll(cx))).await;
+    slot.release();
+    if first.is_pending() {
+        finishing.await;
+    }
 }
 
 /// Puts the delivery back, due after `after`, without spending its attempt: the wait is not

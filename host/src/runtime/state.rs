@@ -52,7 +52,11 @@ pub struct StateParts {
 
 /// Host state of one delivery (the `T` of `Store<T>`).
 pub struct State {
-    wasi: WasiCtx,
+    /// Built at the plugin's first WASI call: most handlers make none (their I/O is the `api`,
+    /// `kv` and `log` imports), and building one (two builders' worth of clocks, random
+    /// generators seeded from the thread's CSPRNG, and boxed streams) was the largest host-side
+    /// cost of a trivial invocation. Built per delivery either way, never shared.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     /// The memory budget over all linear memories.
     pub limiter: MemoryLimiter,
@@ -81,28 +85,12 @@ pub struct State {
 }
 
 impl State {
-    /// A fresh state with a WASI context that grants nothing.
+    /// A fresh state; its WASI context, which grants nothing, is built when first used.
     pub fn new(parts: StateParts) -> State {
-        let logs = LogBuffer::shared();
-        let wasi = WasiCtx::builder()
-            .stdout(CaptureStream::new(
-                OutputKind::Stdout,
-                logs.clone(),
-                parts.tags.clone(),
-            ))
-            .stderr(CaptureStream::new(
-                OutputKind::Stderr,
-                logs.clone(),
-                parts.tags.clone(),
-            ))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         State {
-            wasi,
+            wasi: None,
             table,
             limiter: MemoryLimiter::new(parts.memory),
             deadline: parts.deadline,
@@ -114,9 +102,29 @@ impl State {
             api_calls: 0,
             open_walks: 0,
             deferral: None,
-            logs,
+            logs: LogBuffer::shared(),
             services: parts.services,
         }
+    }
+
+    /// The delivery's WASI context: no preopens, no environment, no arguments, no sockets, no
+    /// name lookup; stdout and stderr go to the delivery's log lines.
+    fn sandbox(logs: &SharedLogs, tags: &Arc<DeliveryTags>) -> WasiCtx {
+        WasiCtx::builder()
+            .stdout(CaptureStream::new(
+                OutputKind::Stdout,
+                logs.clone(),
+                tags.clone(),
+            ))
+            .stderr(CaptureStream::new(
+                OutputKind::Stderr,
+                logs.clone(),
+                tags.clone(),
+            ))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build()
     }
 
     /// The delivery's resource table (WASI streams and the plugin's `pages` walks).
@@ -132,8 +140,9 @@ impl State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let (logs, tags) = (&self.logs, &self.tags);
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| State::sandbox(logs, tags)),
             table: &mut self.table,
         }
     }
