@@ -58,7 +58,7 @@ async fn visible(
         if let Some(plugin) = plugins
             .current()
             .get(&PluginName::new(NAME))
-            .filter(|p| live(p))
+            .filter(|p| live(p.as_ref()))
         {
             return Ok((landed.elapsed(), plugin));
         }
