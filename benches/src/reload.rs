@@ -2,12 +2,18 @@
 //! version is live (the `SharedPlugins` snapshot every new delivery reads holds it), through the
 //! production path: the `notify` watcher, the debounce, `Reloader::reconcile`, the compile cache.
 //!
-//! Two kinds of swap of the trivial Rust test plugin (`tests/plugins/hostile`, mode `ok`):
-//! - a new component (a rebuilt variant: new bytes, so it is compiled, swapped in, then cached),
-//!   split into the load the host timed and the rest (event, debounce, reading, swap);
-//! - a manifest-only change (same component: loaded from the compile cache and relinked);
+//! Two subjects: the trivial Rust plugin (`tests/plugins/trivial`: it parses the event and
+//! returns ok), and the hostile test plugin in mode `ok` (`tests/plugins/hostile`, several times
+//! larger: it carries every misbehaviour of the sandbox tests). Two kinds of swap of each:
+//! - a new component (a rebuilt variant: new bytes, so it is compiled): it goes live on the fast
+//!   tier (Winch), split into the load the host timed and the rest (event, debounce, reading,
+//!   swap); then the optimised (Cranelift) build replaces it in the background and is cached;
+//! - a manifest-only change (same component: the live compiled code relinked);
 //!
-//! next to a bare `Loader::load` of the same bytes, the compile the swap cannot avoid.
+//! next to bare loads of the same bytes on each tier (`Loader::load` on the main engine,
+//! `Loader::load_tiered` on a runtime without a cache), the compiles a swap cannot avoid, and the
+//! invocation cost of the fast build against the optimised one (fresh instance + `handle` on one
+//! thread, what a delivery pays while the fast build is live).
 //!
 //! Run: `cargo run --release -p wasmhook-benches --bin reload` (`--quick`: three swaps of each
 //! kind, what CI runs so the benchmark keeps compiling and working).
@@ -15,20 +21,24 @@
 use std::{
     collections::BTreeMap,
     path::Path,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use wasmhook::{
     api::ApiClient,
     config::StoreUrl,
-    ids::PluginName,
+    ids::{DeliveryId, EventId, PluginName, SourceName, TenantId},
     plugins::{Manifest, Reloader, SharedPlugins, WatchOptions, watch},
-    runtime::{EngineOptions, Runtime, Services},
-    store::AnyStore,
+    runtime::{
+        DeliveryInfo, EngineOptions, Loaded, LoadedPlugin, Outcome, Runtime, Services, Tier,
+    },
+    store::{AnyStore, StoredEvent},
 };
 use wasmhook_tests::plugins::{install, rust_plugin, variant};
 
-const NAME: &str = "trivial";
+/// The plugin's name in the watched folder.
+const NAME: &str = "swapped";
 
 fn manifest(generation: usize) -> String {
     format!(
@@ -37,19 +47,20 @@ fn manifest(generation: usize) -> String {
     )
 }
 
-/// Waits until the live `trivial` satisfies `live`; returns how long that took from `landed`.
+/// Waits until the live plugin satisfies `live`; returns it and how long that took from
+/// `landed`.
 async fn visible(
     plugins: &SharedPlugins,
     landed: Instant,
-    live: impl Fn(&wasmhook::runtime::LoadedPlugin) -> bool,
-) -> anyhow::Result<Duration> {
+    live: impl Fn(&LoadedPlugin) -> bool,
+) -> anyhow::Result<(Duration, Arc<LoadedPlugin>)> {
     loop {
-        if plugins
+        if let Some(plugin) = plugins
             .current()
             .get(&PluginName::new(NAME))
-            .is_some_and(|p| live(&p))
+            .filter(|p| live(p.as_ref()))
         {
-            return Ok(landed.elapsed());
+            return Ok((landed.elapsed(), plugin));
         }
         anyhow::ensure!(
             landed.elapsed() < Duration::from_secs(30),
@@ -74,9 +85,25 @@ fn summary(name: &str, mut figures: Vec<Duration>) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
+    for (subject, about) in [
+        ("trivial", "the trivial Rust plugin (tests/plugins/trivial)"),
+        (
+            "hostile",
+            "the hostile test plugin, mode `ok` (tests/plugins/hostile)",
+        ),
+    ] {
+        swaps(subject, about, quick).await?;
+        println!();
+    }
+    println!("target: visible <= 200 ms after the file lands (release build)");
+    Ok(())
+}
+
+/// Measures the swaps of the Rust test plugin `subject` and prints them.
+async fn swaps(subject: &str, about: &str, quick: bool) -> anyhow::Result<()> {
     let rounds = if quick { 3 } else { 15 };
     let dir = tempfile::tempdir()?;
-    let built = rust_plugin("hostile");
+    let built = rust_plugin(subject);
     let size = std::fs::metadata(&built)?.len();
 
     let store = AnyStore::open(&StoreUrl::Sqlite(dir.path().join("store.db"))).await?;
@@ -104,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
         rescan: Duration::from_secs(30),
     };
     println!(
-        "hot swap of the trivial Rust plugin ({size} bytes), debounce {:?}{}",
+        "hot swap of {about} ({size} bytes), debounce {:?}{}",
         options.debounce,
         if quick { " (--quick)" } else { "" }
     );
@@ -127,11 +154,26 @@ async fn main() -> anyhow::Result<()> {
     install(&plugins_dir, &first, NAME, &manifest(0));
     visible(&plugins, Instant::now(), |p| p.sha256 == first_sha).await?;
 
+    // The fast tier alone, for comparison: a runtime without a compile cache.
+    let uncached = Runtime::with_options(
+        Services {
+            store: AnyStore::open(&StoreUrl::Sqlite(dir.path().join("bare.db"))).await?,
+            api: ApiClient::new(&BTreeMap::new())?,
+        },
+        EngineOptions {
+            pooled_instances: 4,
+            ..EngineOptions::default()
+        },
+    )?;
     let mut compiled = Vec::new();
     let mut relinked = Vec::new();
     let mut bare = Vec::new();
+    let mut bare_fast = Vec::new();
     let mut loads = Vec::new();
     let mut around = Vec::new();
+    let mut upgraded = Vec::new();
+    let mut optimised_loads = Vec::new();
+    let (mut last_fast, mut last_optimised) = (None, None);
     for generation in 1..=rounds {
         let (path, sha) = wasm(generation)?;
         // The compile alone, for comparison (same engine, no cache).
@@ -142,20 +184,39 @@ async fn main() -> anyhow::Result<()> {
         let standalone = wasmhook::runtime::Loader::standalone()?;
         standalone.load(Manifest::load(&manifest_path)?, &bytes)?;
         bare.push(started.elapsed());
+        let started = Instant::now();
+        let fast = uncached
+            .loader()
+            .load_tiered(Manifest::load(&manifest_path)?, &bytes)?;
+        bare_fast.push(started.elapsed());
+        anyhow::ensure!(
+            matches!(fast, Loaded::Fast(_)),
+            "the fast tier did not compile the plugin"
+        );
 
         install(&plugins_dir, &path, NAME, &manifest(generation));
         let landed = Instant::now();
-        let took = visible(&plugins, landed, |p| p.sha256 == sha).await?;
+        let (took, live) = visible(&plugins, landed, |p| p.sha256 == sha).await?;
         compiled.push(took);
         // Split the swap: the load itself (compile + checks + pre-instantiation, as the host
         // timed it) and everything around it (the event, the debounce, reading the files, the
         // swap).
-        let load = plugins
-            .current()
-            .get(&PluginName::new(NAME))
-            .map_or(Duration::ZERO, |p| p.compile_time);
-        loads.push(load);
-        around.push(took.saturating_sub(load));
+        loads.push(live.compile_time);
+        around.push(took.saturating_sub(live.compile_time));
+        anyhow::ensure!(
+            live.tier == Tier::Fast,
+            "the swap did not go live on the fast tier"
+        );
+        last_fast = Some(live);
+        // The optimised build replaces it; the next step waits for it, so that it does not
+        // share the cores with that build.
+        let (took, live) = visible(&plugins, landed, |p| {
+            p.sha256 == sha && p.tier == Tier::Optimised
+        })
+        .await?;
+        upgraded.push(took);
+        optimised_loads.push(live.compile_time);
+        last_optimised = Some(live);
         tokio::time::sleep(Duration::from_millis(100)).await;
 
         // Same component, new manifest: the compile cache serves it.
@@ -174,20 +235,74 @@ async fn main() -> anyhow::Result<()> {
             visible(&plugins, landed, |p| {
                 p.manifest.config.get("generation").and_then(|v| v.as_str()) == Some(&marker)
             })
-            .await?,
+            .await?
+            .0,
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = stop.send(true);
     watcher.await?;
 
-    summary("new component (compile, swap)", compiled);
-    summary("  of which the load (compile + link)", loads);
+    summary("new component visible (fast tier)", compiled);
+    summary("  of which the load (Winch + link)", loads);
     summary("  of which event, debounce, swap", around);
-    summary("manifest only (cache hit + relink)", relinked);
-    summary("baseline: bare compile + link", bare);
-    println!("target: visible <= 200 ms after the file lands (release build)");
+    summary("optimised build live (after landing)", upgraded);
+    summary("  its build (Cranelift + link)", optimised_loads);
+    summary("manifest only (relink the live code)", relinked);
+    summary("baseline: bare Cranelift compile+link", bare);
+    summary("baseline: bare Winch compile + link", bare_fast);
+
+    // What a delivery pays on each build: fresh instance + `handle` + drop, one thread.
+    let (fast, optimised) = (
+        last_fast.expect("a fast build"),
+        last_optimised.expect("an optimised build"),
+    );
+    let calls = if quick { 200 } else { 5_000 };
+    for (label, plugin) in [
+        ("invoke, optimised build", &optimised),
+        ("invoke, fast build", &fast),
+    ] {
+        invoke(&runtime, plugin, calls / 10).await?;
+        let mut figures = invoke(&runtime, plugin, calls).await?;
+        figures.sort();
+        println!(
+            "{label:<34} n={:<5} p50 {:>7.1} µs   p99 {:>7.1} µs",
+            figures.len(),
+            figures[figures.len() / 2].as_secs_f64() * 1e6,
+            figures[figures.len() * 99 / 100].as_secs_f64() * 1e6
+        );
+    }
     Ok(())
+}
+
+/// `calls` deliveries of one event to `plugin`, one after another; each one's latency.
+async fn invoke(
+    runtime: &Runtime,
+    plugin: &LoadedPlugin,
+    calls: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let event = StoredEvent {
+        source: SourceName::new("highlevel"),
+        id: EventId::new("evt-1"),
+        kind: "ContactCreate".into(),
+        tenant: TenantId::new("loc-1"),
+        received_at_ms: wasmhook::ids::now_ms(),
+        payload: br#"{"type":"ContactCreate","locationId":"loc-1","id":"c-1"}"#.to_vec(),
+    };
+    let mut figures = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let id = DeliveryId::generate();
+        let delivery = DeliveryInfo {
+            idempotency_key: id.as_str().to_string(),
+            id,
+            attempt: 1,
+        };
+        let started = Instant::now();
+        let outcome = runtime.invoke(plugin, &event, &delivery).await.outcome;
+        figures.push(started.elapsed());
+        anyhow::ensure!(outcome == Outcome::Succeeded, "the call ended {outcome:?}");
+    }
+    Ok(figures)
 }
 
 /// SHA-256 of a file, lower-case hex, as the host computes it.

@@ -6,7 +6,8 @@
 //! Loading: the folder holds `name.toml` + `name.wasm` pairs. [`load_dir`] loads every pair it
 //! finds and reports (without stopping) manifests without a component, components without a
 //! manifest, invalid manifests and components that fail to compile or link. [`load_pair`] loads
-//! one pair on its own, so a watcher can (re)load a single plugin.
+//! one pair on its own, so a watcher can (re)load a single plugin; [`load_pair_tiered`] is the
+//! hot swap's version of it (a relink, a cache hit, or a fast-tier build).
 
 use std::{
     collections::BTreeMap,
@@ -17,7 +18,7 @@ use std::{
 use crate::{
     ids::PluginName,
     plugins::{Manifest, ManifestError},
-    runtime::{CacheEntry, LoadedPlugin, Loader, RuntimeError},
+    runtime::{CacheEntry, Loaded, LoadedPlugin, Loader, RuntimeError, Tier},
     store::NewDelivery,
 };
 
@@ -72,6 +73,24 @@ impl PluginSet {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
         self.plugins.values()
     }
+
+    /// This set without `removed`, and with `added` (replacing plugins of the same names).
+    pub fn with_changes(
+        &self,
+        removed: &[PluginName],
+        added: impl IntoIterator<Item = Arc<LoadedPlugin>>,
+    ) -> PluginSet {
+        let mut plugins = (*self.plugins).clone();
+        for name in removed {
+            plugins.remove(name);
+        }
+        for plugin in added {
+            plugins.insert(plugin.manifest.name.clone(), plugin);
+        }
+        PluginSet {
+            plugins: Arc::new(plugins),
+        }
+    }
 }
 
 /// The live plugin set, shared by ingress and the dispatcher. Readers take a cheap snapshot;
@@ -93,6 +112,21 @@ impl SharedPlugins {
     /// Replaces the set; deliveries already running keep the plugin they started with.
     pub fn replace(&self, set: PluginSet) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = set;
+    }
+
+    /// Replaces the set with what `change` makes of the current one, if anything, under the
+    /// write lock: the reconcile and the tier upgrades both write, and neither may undo the
+    /// other's change by storing a set derived from an older snapshot. `change` must be quick
+    /// (no loading): readers wait for it. Returns whether the set was replaced.
+    pub fn update(&self, change: impl FnOnce(&PluginSet) -> Option<PluginSet>) -> bool {
+        let mut set = self.0.write().unwrap_or_else(|e| e.into_inner());
+        match change(&set) {
+            Some(next) => {
+                *set = next;
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -209,6 +243,61 @@ pub async fn store_in_cache(loader: &Loader, entries: Vec<CacheEntry>) {
     }
 }
 
+/// What a hot swap still owes after [`load_pair_tiered`] made the plugin.
+pub enum Owed {
+    /// Nothing: a relink, or a compile cache hit.
+    Nothing,
+    /// A fresh optimised compilation to write to the compile cache after the swap.
+    CacheEntry(CacheEntry),
+    /// A fast-tier build: the optimised build of these component bytes is to replace it.
+    OptimisedBuild(Vec<u8>),
+}
+
+/// Loads one plugin for a hot swap: when `live` (the set being replaced) holds the same
+/// component under the manifest's name, its compiled code is relinked with the new manifest;
+/// else [`Loader::load_tiered`]: a compile cache hit, or a fast-tier build to show the new
+/// behaviour quickly, whose optimised build is owed.
+pub async fn load_pair_tiered(
+    loader: &Loader,
+    manifest: &Path,
+    wasm: &Path,
+    live: &PluginSet,
+) -> Result<(LoadedPlugin, Owed), LoadError> {
+    let manifest = Manifest::load(manifest)?;
+    let bytes = tokio::fs::read(wasm)
+        .await
+        .map_err(|source| LoadError::Read {
+            path: wasm.to_path_buf(),
+            source,
+        })?;
+    let live = live.get(&manifest.name);
+    let task_loader = loader.clone();
+    let (plugin, owed) = tokio::task::spawn_blocking(move || {
+        use sha2::Digest;
+        let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+        if let Some(live) = live.filter(|p| p.sha256 == sha256) {
+            return task_loader
+                .relink(manifest, &live)
+                .map(|plugin| (plugin, Owed::Nothing));
+        }
+        Ok(match task_loader.load_tiered(manifest, &bytes)? {
+            Loaded::Final(plugin, entry) => (plugin, entry.map_or(Owed::Nothing, Owed::CacheEntry)),
+            Loaded::Fast(plugin) => (plugin, Owed::OptimisedBuild(bytes)),
+        })
+    })
+    .await
+    .map_err(|e| LoadError::Task {
+        path: wasm.to_path_buf(),
+        message: e.to_string(),
+    })?
+    .map_err(|source| LoadError::Runtime {
+        path: wasm.to_path_buf(),
+        source,
+    })?;
+    log_loaded(&plugin);
+    Ok((plugin, owed))
+}
+
 /// Like [`load_pair`], but a fresh compilation is handed back instead of being written to the
 /// compile cache: the hot reload makes the plugin live first, then writes it
 /// ([`store_in_cache`]).
@@ -236,6 +325,12 @@ pub async fn load_pair_uncached(
                 path: wasm.to_path_buf(),
                 source,
             })?;
+    log_loaded(&plugin);
+    Ok((plugin, entry))
+}
+
+/// Logs a loaded plugin: name, events, SHA-256 prefix, how it was made and how long it took.
+fn log_loaded(plugin: &LoadedPlugin) {
     let events: Vec<String> = plugin
         .manifest
         .events
@@ -253,10 +348,10 @@ pub async fn load_pair_uncached(
         events = %events.join(","),
         sha256 = %plugin.sha256.get(..12).unwrap_or(&plugin.sha256),
         compiled = plugin.compiled,
+        fast_tier = plugin.tier == Tier::Fast,
         load_ms = plugin.compile_time.as_millis() as u64,
         "plugin loaded"
     );
-    Ok((plugin, entry))
 }
 
 /// The manifests in `dir` (sorted) and the components that have no manifest.

@@ -1,13 +1,14 @@
-//! The one wasmtime `Engine`: its configuration, the pooling allocator (with a fallback to
-//! on-demand allocation), and the epoch ticker that drives wall-clock deadlines.
+//! The wasmtime engines: the main one (Cranelift, the pooling allocator with a fallback to
+//! on-demand allocation), the hot swap's fast tier (Winch, on-demand allocation), and the epoch
+//! ticker that drives wall-clock deadlines on both.
 //!
-//! Invariants: every store of the engine runs with epoch interruption, so a guest that never
-//! calls the host still reaches its deadline; the ticker thread runs while any `Runtime` clone
-//! is alive and exits when the last one drops (its channel disconnects).
+//! Invariants: every store of either engine runs with epoch interruption, so a guest that never
+//! calls the host still reaches its deadline; the ticker advances every engine and runs while
+//! any `Runtime` clone is alive, exiting when the last one drops (its channel disconnects).
 
 use std::{path::PathBuf, sync::mpsc, thread, time::Duration};
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 
 use super::{RuntimeError, limits};
 
@@ -26,6 +27,9 @@ pub struct EngineOptions {
     pub pooling: bool,
     /// Folder of the on-disk compile cache; `None` compiles every plugin at every load.
     pub compile_cache: Option<PathBuf>,
+    /// Also build the fast compiler tier, so a hot swap goes live on a quick Winch build while
+    /// the Cranelift build is made in the background.
+    pub fast_tier: bool,
 }
 
 impl Default for EngineOptions {
@@ -36,6 +40,7 @@ impl Default for EngineOptions {
             epoch_tick: Duration::from_millis(10),
             pooling: true,
             compile_cache: None,
+            fast_tier: true,
         }
     }
 }
@@ -72,6 +77,25 @@ pub fn build(options: &EngineOptions) -> Result<(Engine, Allocator), RuntimeErro
     Ok((engine, Allocator::OnDemand))
 }
 
+/// The fast tier's engine: Winch, wasmtime's baseline compiler, which compiles the trivial Rust
+/// plugin several times faster than Cranelift but emits slower code (figures in
+/// `plugins/reload.rs`). On-demand allocation: its plugins only run until the Cranelift build
+/// replaces them, which does not justify a second pool reservation. `None` (with a warning) if
+/// it cannot be built; hot swaps then compile with Cranelift alone.
+pub fn build_fast(options: &EngineOptions) -> Option<Engine> {
+    let mut config = base_config(options);
+    config.strategy(Strategy::Winch);
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    match Engine::new(&config) {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"),
+                "cannot build the fast compiler tier; hot swaps wait for the optimising compile");
+            None
+        }
+    }
+}
+
 fn base_config(options: &EngineOptions) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -103,22 +127,24 @@ fn pool(options: &EngineOptions) -> PoolingAllocationConfig {
     pool
 }
 
-/// Advances the engine's epoch every tick until dropped.
+/// Advances the engines' epochs every tick until dropped.
 pub struct EpochTicker {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    /// Starts the ticker thread for `engine`.
-    pub fn start(engine: Engine, tick: Duration) -> Result<EpochTicker, RuntimeError> {
+    /// Starts the ticker thread for `engines`.
+    pub fn start(engines: Vec<Engine>, tick: Duration) -> Result<EpochTicker, RuntimeError> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = thread::Builder::new()
             .name("wasmhook-epoch".into())
             .spawn(move || {
                 // Ends when the sender is dropped (`Disconnected`), at once, not after a tick.
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-                    engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
@@ -165,6 +191,11 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_tier_builds() {
+        assert!(build_fast(&EngineOptions::default()).is_some());
+    }
+
+    #[test]
     fn dropping_the_ticker_stops_its_thread_at_once() {
         let (engine, _) = build(&EngineOptions {
             pooling: false,
@@ -173,7 +204,7 @@ mod tests {
         .unwrap();
         // With a one-hour tick, only the disconnect can end the thread's wait; the drop joins
         // it. (That the epoch advances is shown by the runtime's infinite-loop test.)
-        let ticker = EpochTicker::start(engine, Duration::from_secs(3600)).unwrap();
+        let ticker = EpochTicker::start(vec![engine], Duration::from_secs(3600)).unwrap();
         let started = std::time::Instant::now();
         drop(ticker);
         assert!(started.elapsed() < Duration::from_secs(1));

@@ -48,7 +48,8 @@ pub async fn run(
         services: inner.services.clone(),
     });
 
-    let mut store = Store::new(&inner.engine, state);
+    // The plugin's own engine: a hot-swapped plugin may still be on the fast tier's.
+    let mut store = Store::new(plugin.pre.engine(), state);
     store.limiter(|s| &mut s.limiter);
     // The callback runs at every epoch tick: yield until the deadline, then interrupt.
     store.set_epoch_deadline(1);

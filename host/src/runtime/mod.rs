@@ -10,7 +10,7 @@
 //! - Only the imports checked in [`imports`] are linked; WASI grants nothing ambient.
 //! - `load` is CPU-heavy (compilation) and synchronous: callers run it on a blocking thread.
 //!
-//! Layout: `engine` (config, pool, epoch ticker), `bindings` (the one `bindgen!`), `state`
+//! Layout: `engine` (config, pool, fast tier, epoch ticker), `bindings` (the one `bindgen!`), `state`
 //! (per-delivery host state), `limits`, `logs` + `output` (log capture), `host_*` (the imports),
 //! `imports` (load-time checks), `loader` (compile or cache, check, pre-instantiate), `cache`
 //! (the on-disk compile cache), `invoke` (one delivery).
@@ -41,12 +41,10 @@ mod tests;
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use wasmtime::Engine;
-
 pub use cache::{CacheError, CompileCache};
 pub use engine::{Allocator, EngineOptions};
 pub use error::RuntimeError;
-pub use loader::{CacheEntry, Loader};
+pub use loader::{CacheEntry, Loaded, Loader, Tier};
 
 use self::{bindings::PluginPre, engine::EpochTicker, state::State};
 use crate::{
@@ -75,6 +73,8 @@ pub struct LoadedPlugin {
     pub compile_time: Duration,
     /// Whether it was compiled now rather than taken from the compile cache.
     pub compiled: bool,
+    /// Which compiler made its code: a fast-tier build is replaced by the optimised one.
+    pub tier: Tier,
     pre: PluginPre<State>,
     /// Shared with every delivery's state, so a delivery does not copy the manifest's grants.
     capabilities: Arc<Capabilities>,
@@ -150,7 +150,6 @@ pub struct Runtime {
 }
 
 struct Inner {
-    engine: Engine,
     loader: Loader,
     services: Arc<Services>,
     allocator: Allocator,
@@ -170,11 +169,20 @@ impl Runtime {
         options: EngineOptions,
     ) -> Result<Runtime, RuntimeError> {
         let (engine, allocator) = engine::build(&options)?;
-        let loader = Loader::new(engine.clone(), options.compile_cache.as_deref())?;
-        let ticker = EpochTicker::start(engine.clone(), options.epoch_tick)?;
+        let fast = options
+            .fast_tier
+            .then(|| engine::build_fast(&options))
+            .flatten();
+        let ticker = EpochTicker::start(
+            [Some(engine.clone()), fast.clone()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            options.epoch_tick,
+        )?;
+        let loader = Loader::tiered(engine, fast, options.compile_cache.as_deref())?;
         Ok(Runtime {
             inner: Arc::new(Inner {
-                engine,
                 loader,
                 services: Arc::new(services),
                 allocator,
