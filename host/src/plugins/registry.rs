@@ -263,16 +263,10 @@ pub async fn load_pair_tiered(
     wasm: &Path,
     live: &PluginSet,
 ) -> Result<(LoadedPlugin, Owed), LoadError> {
-    let manifest = Manifest::load(manifest)?;
-    let bytes = tokio::fs::read(wasm)
-        .await
-        .map_err(|source| LoadError::Read {
-            path: wasm.to_path_buf(),
-            source,
-        })?;
+    let (manifest, bytes) = read_pair(manifest, wasm).await?;
     let live = live.get(&manifest.name);
     let task_loader = loader.clone();
-    let (plugin, owed) = tokio::task::spawn_blocking(move || {
+    let (plugin, owed) = compile_off_thread(wasm, move || {
         use sha2::Digest;
         let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
         if let Some(live) = live.filter(|p| p.sha256 == sha256) {
@@ -285,15 +279,7 @@ pub async fn load_pair_tiered(
             Loaded::Fast(plugin) => (plugin, Owed::OptimisedBuild(bytes)),
         })
     })
-    .await
-    .map_err(|e| LoadError::Task {
-        path: wasm.to_path_buf(),
-        message: e.to_string(),
-    })?
-    .map_err(|source| LoadError::Runtime {
-        path: wasm.to_path_buf(),
-        source,
-    })?;
+    .await?;
     log_loaded(&plugin);
     Ok((plugin, owed))
 }
@@ -306,6 +292,16 @@ pub async fn load_pair_uncached(
     manifest: &Path,
     wasm: &Path,
 ) -> Result<(LoadedPlugin, Option<CacheEntry>), LoadError> {
+    let (manifest, bytes) = read_pair(manifest, wasm).await?;
+    let task_loader = loader.clone();
+    let (plugin, entry) =
+        compile_off_thread(wasm, move || task_loader.load_uncached(manifest, &bytes)).await?;
+    log_loaded(&plugin);
+    Ok((plugin, entry))
+}
+
+/// Reads and validates a pair's manifest, then reads its component's bytes.
+async fn read_pair(manifest: &Path, wasm: &Path) -> Result<(Manifest, Vec<u8>), LoadError> {
     let manifest = Manifest::load(manifest)?;
     let bytes = tokio::fs::read(wasm)
         .await
@@ -313,20 +309,25 @@ pub async fn load_pair_uncached(
             path: wasm.to_path_buf(),
             source,
         })?;
-    let task_loader = loader.clone();
-    let (plugin, entry) =
-        tokio::task::spawn_blocking(move || task_loader.load_uncached(manifest, &bytes))
-            .await
-            .map_err(|e| LoadError::Task {
-                path: wasm.to_path_buf(),
-                message: e.to_string(),
-            })?
-            .map_err(|source| LoadError::Runtime {
-                path: wasm.to_path_buf(),
-                source,
-            })?;
-    log_loaded(&plugin);
-    Ok((plugin, entry))
+    Ok((manifest, bytes))
+}
+
+/// Runs a compile (or relink) of `wasm` on a blocking thread, off the async workers; its
+/// errors name the file.
+async fn compile_off_thread<T: Send + 'static>(
+    wasm: &Path,
+    work: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, LoadError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| LoadError::Task {
+            path: wasm.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .map_err(|source| LoadError::Runtime {
+            path: wasm.to_path_buf(),
+            source,
+        })
 }
 
 /// Logs a loaded plugin: name, events, SHA-256 prefix, how it was made and how long it took.
