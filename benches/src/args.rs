@@ -1,7 +1,8 @@
 //! The command line every benchmark of the suite takes: `--quick` (one short pass, what CI runs
 //! so no benchmark rots) and `--markdown FILE` (also append this benchmark's section of
 //! `BENCHMARKS.md` to FILE, as `scripts/bench` asks); the end-to-end benchmark also takes its
-//! peer's files (`--peer-wasmtime FILE --peer-component FILE`).
+//! peer's files (`--peer-wasmtime FILE --peer-component FILE`) and its delivery slots
+//! (`--workers N`).
 
 use std::path::PathBuf;
 
@@ -16,6 +17,8 @@ pub struct Args {
     pub peer_wasmtime: Option<PathBuf>,
     /// ... and the `wasi:http` component it serves (`--peer-component FILE`).
     pub peer_component: Option<PathBuf>,
+    /// The end-to-end benchmark's `[plugins] workers` and relay concurrency (`--workers N`).
+    pub workers: Option<usize>,
     /// Every argument as given, for the "command" line of the report.
     pub raw: Vec<String>,
 }
@@ -48,9 +51,17 @@ impl Args {
                         args.peer_component = Some(PathBuf::from(file));
                     }
                 }
+                "--workers" => {
+                    let n = it
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| anyhow::anyhow!("--workers needs a count of at least 1"))?;
+                    args.workers = Some(n);
+                }
                 other => anyhow::bail!(
                     "unknown argument {other:?}; the arguments are --quick, --markdown FILE, \
-                     --peer-wasmtime FILE and --peer-component FILE"
+                     --peer-wasmtime FILE, --peer-component FILE and --workers N"
                 ),
             }
         }

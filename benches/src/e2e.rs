@@ -46,7 +46,8 @@ const SECRET: &str = "bench-webhook-secret";
 /// Dispatcher workers and the relay plugin's own concurrency: as many deliveries in flight as
 /// the load has senders (the peer serves that many requests at once). A slot spends most of its
 /// use waiting for the claim's commit, so slots, not CPU, bound throughput: measured back to back
-/// on an idle machine, 16 gave 3,301 deliveries/s (p50 2.8 s), 64 gave 3,937–3,953 (p50 1.5 s).
+/// on an idle machine (`--workers 16`, then the default), 16 gave 3,301 deliveries/s (p50 2.8 s),
+/// 64 gave 3,937–3,953 (p50 1.5 s); a later pair, 2,408 and 3,086.
 const WORKERS: usize = 64;
 
 /// What one side measured.
@@ -75,13 +76,17 @@ fn measured(
     Ok((per_second, Latencies::new(latencies)))
 }
 
-fn wasmhook_config(dir: &Path, fake: &RecordingApi) -> anyhow::Result<std::path::PathBuf> {
+fn wasmhook_config(
+    dir: &Path,
+    fake: &RecordingApi,
+    workers: usize,
+) -> anyhow::Result<std::path::PathBuf> {
     std::fs::write(dir.join("github.secret"), format!("{SECRET}\n"))?;
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_requests = 4096\n\
          [admin]\nlisten = \"127.0.0.1:0\"\n\
          [storage]\nurl = \"sqlite://data/wasmhook.db\"\n\
-         [plugins]\ndir = \"plugins\"\nworkers = {WORKERS}\n\
+         [plugins]\ndir = \"plugins\"\nworkers = {workers}\n\
          [telemetry]\nlog_filter = \"warn,wasmhook::server=info\"\n\
          [apis.fake]\nbase_url = \"http://{}\"\n\
          [[sources]]\nname = \"github\"\nscheme = \"github\"\n\
@@ -90,7 +95,7 @@ fn wasmhook_config(dir: &Path, fake: &RecordingApi) -> anyhow::Result<std::path:
     );
     std::fs::create_dir_all(dir.join("data"))?;
     let manifest = format!(
-        "name = \"relay\"\nevents = [\"github:contact\"]\nconcurrency = {WORKERS}\n\
+        "name = \"relay\"\nevents = [\"github:contact\"]\nconcurrency = {workers}\n\
          [capabilities.api.fake]\nallow = [\"POST /notes/*\"]\n"
     );
     install(
@@ -104,9 +109,14 @@ fn wasmhook_config(dir: &Path, fake: &RecordingApi) -> anyhow::Result<std::path:
     Ok(path)
 }
 
-async fn run_wasmhook(fake: &RecordingApi, senders: usize, n: usize) -> anyhow::Result<Side> {
+async fn run_wasmhook(
+    fake: &RecordingApi,
+    senders: usize,
+    n: usize,
+    workers: usize,
+) -> anyhow::Result<Side> {
     let dir = tempfile::tempdir()?;
-    let config = wasmhook_config(dir.path(), fake)?;
+    let config = wasmhook_config(dir.path(), fake, workers)?;
     let server = Server::start(&config).await?;
     server
         .wait_ok(&format!("http://{}/readyz", server.admin))
@@ -252,7 +262,8 @@ async fn run(args: &Args, fake: &RecordingApi) -> anyhow::Result<()> {
         "end to end: {n} signed webhooks from {senders} senders -> plugin -> fake API{}",
         if args.quick { " (--quick)" } else { "" }
     );
-    let ours = run_wasmhook(fake, senders, n).await?;
+    let workers = args.workers.unwrap_or(WORKERS);
+    let ours = run_wasmhook(fake, senders, n, workers).await?;
     let peer = match (&args.peer_wasmtime, &args.peer_component) {
         (Some(wasmtime), Some(component)) => {
             Some(run_peer(wasmtime, component, fake, senders, n).await?)
@@ -308,7 +319,7 @@ async fn run(args: &Args, fake: &RecordingApi) -> anyhow::Result<()> {
     }
     section.note(format!(
         "{senders} concurrent senders, {n} webhooks after a warm-up; wasmhook: [plugins] \
-         workers = {WORKERS}, relay concurrency = {WORKERS}, SQLite synchronous=FULL"
+         workers = {workers}, relay concurrency = {workers}, SQLite synchronous=FULL"
     ));
     section.target(Target::at_least(
         "end to end >= 5,000 deliveries/s on 2 cores",
